@@ -1,0 +1,5 @@
+import sys
+
+from gsnn_edges.cli import main
+
+sys.exit(main())

@@ -1,0 +1,96 @@
+"""Score-matrix -> scored-edge DataFrame, shared by the regressor and the inferer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from gsnn_edges.metrics import bh_qvalues
+
+EDGE_COLUMNS = (
+    "src_func",
+    "dst_func",
+    "src_idx",
+    "dst_idx",
+    "score",
+    "has_edge",
+    "p_value",
+    "q_value",
+)
+
+
+def function_edge_mask(data, n_function: int) -> np.ndarray:
+    """Bool ``[N, N]``: ``True`` where ``function_i -> function_j`` is in the graph."""
+    mask = np.zeros((n_function, n_function), dtype=bool)
+    ei = data.edge_index_dict.get(("function", "to", "function"))
+    if ei is not None and len(ei[0]):
+        ei = np.asarray(ei)
+        mask[ei[0], ei[1]] = True
+    return mask
+
+
+def pair_indices(
+    edges: Iterable[Sequence[str]], names: Sequence[str], what: str = "edge"
+) -> np.ndarray:
+    """Map ``(src, dst)`` name pairs to an int array ``[P, 2]``, vectorized.
+
+    Raises:
+        ValueError: naming every pair with an endpoint that is not a function node.
+    """
+    pairs = [tuple(e) for e in edges]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"each {what} must be a [src, dst] pair")
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    flat = pd.Index(list(names)).get_indexer([n for p in pairs for n in p]).reshape(-1, 2)
+    bad = np.nonzero((flat < 0).any(1))[0]
+    if bad.size:
+        shown = [pairs[i] for i in bad[:5]]
+        raise ValueError(
+            f"{bad.size} {what}(s) name nodes that are not function nodes of the graph, "
+            f"e.g. {shown}"
+        )
+    return flat.astype(np.int64)
+
+
+def edge_table(
+    scores: np.ndarray,
+    names: Sequence[str],
+    in_graph: np.ndarray,
+    p_values: np.ndarray,
+    *,
+    exclude_self: bool = True,
+    score_col: str = "score",
+) -> pd.DataFrame:
+    """All scored pairs as a DataFrame sorted by score, descending.
+
+    Node names are pandas categoricals (codes into ``names``), so the table costs a few
+    bytes per row even at millions of pairs.
+
+    Shapes:
+        scores, in_graph, p_values: ``[N, N]`` -> ``N*(N-1)`` rows (``N*N`` with self).
+    """
+    n = scores.shape[0]
+    flat = scores.reshape(-1)
+    keep = np.ones(n * n, dtype=bool)
+    if exclude_self:
+        keep[:: n + 1] = False
+    idx = np.flatnonzero(keep)
+    order = idx[np.argsort(-flat[idx], kind="stable")]
+    src, dst = np.divmod(order, n)
+    p = p_values.reshape(-1)[order]
+    categories = pd.Index(list(names))
+    return pd.DataFrame(
+        {
+            "src_func": pd.Categorical.from_codes(src, categories=categories),
+            "dst_func": pd.Categorical.from_codes(dst, categories=categories),
+            "src_idx": src,
+            "dst_idx": dst,
+            score_col: flat[order],
+            "has_edge": in_graph.reshape(-1)[order],
+            "p_value": p,
+            "q_value": bh_qvalues(p),
+        }
+    )

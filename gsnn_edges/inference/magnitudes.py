@@ -1,0 +1,83 @@
+"""Per-node activation and gradient magnitudes (SPEC section 3), shared by the online
+regressor and the post-hoc inferer."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+AGGREGATORS = ("sum", "max", "mean", "l2")
+
+
+def check_aggregators(aggregators) -> tuple[str, ...]:
+    aggs = tuple(aggregators)
+    if not aggs:
+        raise ValueError(f"aggregators must name at least one of {AGGREGATORS}, got []")
+    bad = [a for a in aggs if a not in AGGREGATORS]
+    if bad:
+        raise ValueError(f"unknown aggregator(s) {bad}; choose from {AGGREGATORS}")
+    return aggs
+
+
+def uniform_group_size(channel_groups: Tensor, n_nodes: int) -> int | None:
+    """Channels per node when node ``i`` owns channels ``i*c .. (i+1)*c-1``, else None."""
+    n_channels = channel_groups.numel()
+    if n_nodes == 0 or n_channels % n_nodes:
+        return None
+    size = n_channels // n_nodes
+    expected = torch.arange(n_nodes, device=channel_groups.device).repeat_interleave(size)
+    return size if torch.equal(channel_groups, expected) else None
+
+
+def node_magnitudes(
+    a: Tensor, channel_groups: Tensor, n_nodes: int, aggregators: tuple[str, ...]
+) -> Tensor:
+    """Reduce ``|a|`` over each node's channels, for every aggregator at once.
+
+    One vectorized reduction over all nodes: a reshape when every node owns the same
+    contiguous channel block, a scatter (segment) reduction otherwise.
+
+    Args:
+        a: activations or gradients ``[..., C]`` (any leading dims).
+        channel_groups: node index of every channel ``[C]``.
+        n_nodes: number of function nodes ``N``.
+        aggregators: reductions to apply: ``sum`` (L1), ``max``, ``mean``, ``l2``.
+
+    Returns:
+        ``[K, ..., N]`` with ``K = len(aggregators)``.
+    """
+    a = a.abs()
+    size = uniform_group_size(channel_groups, n_nodes)
+    if size is not None:
+        g = a.reshape(*a.shape[:-1], n_nodes, size)
+        ops = {
+            "sum": lambda: g.sum(-1),
+            "max": lambda: g.amax(-1),
+            "mean": lambda: g.mean(-1),
+            "l2": lambda: g.square().sum(-1).sqrt(),
+        }
+        return torch.stack([ops[k]() for k in aggregators])
+    return _segment_magnitudes(a, channel_groups, n_nodes, aggregators)
+
+
+def _segment_magnitudes(
+    a: Tensor, channel_groups: Tensor, n_nodes: int, aggregators: tuple[str, ...]
+) -> Tensor:
+    lead = a.shape[:-1]
+    flat = a.reshape(-1, a.shape[-1])
+    index = channel_groups.expand_as(flat)
+    out = []
+    for agg in aggregators:  # a loop over <= 4 aggregators, not over nodes
+        src = flat.square() if agg == "l2" else flat
+        reduce = {"sum": "sum", "l2": "sum", "max": "amax", "mean": "mean"}[agg]
+        res = flat.new_zeros(flat.shape[0], n_nodes).scatter_reduce(
+            1, index, src, reduce=reduce, include_self=False
+        )
+        out.append(res.sqrt() if agg == "l2" else res)
+    return torch.stack(out).reshape(len(aggregators), *lead, n_nodes)
+
+
+def block_tensors(model, use_pre_norm: bool) -> list[Tensor | None]:
+    """The cached per-block tensors magnitudes are taken from (``[B, C]`` each)."""
+    attr = "_last_pre_norm_activation" if use_pre_norm else "_last_activation"
+    return [getattr(block, attr) for block in model.ResBlocks]

@@ -1,0 +1,336 @@
+"""Online auxiliary linear regressor scoring function -> function edges (SPEC section 4)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from gsnn_edges import metrics
+from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
+from gsnn_edges.inference.magnitudes import block_tensors, check_aggregators, node_magnitudes
+from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
+
+SCORE_MODES = ("abs", "relu", "signed")
+_POST_NORM_OK = ("batch", "groupbatch", "none")
+
+
+class MagnitudeEdgeRegressor(nn.Module):
+    """Online auxiliary linear regressor for function -> function edge inference.
+
+    For every adjacent block pair ``p = (l-1, l)`` and source aggregator ``k`` the
+    activation magnitudes ``X = x^{l-1,k}`` predict the gradient magnitudes
+    ``Y = y^{l}`` through one shared matrix:
+
+    .. math::
+        \\hat Y_{t} = \\tilde X_{t} \\, \\mathrm{dropout}(W), \\qquad
+        L = \\sum_{t=(p,k)} \\mathrm{mean}\\big((\\hat Y_t - \\tilde Y_p)^2\\big)
+            + \\rho \\lVert W \\rVert^2
+
+    with ``~`` the (EMA) z-score. All ``T = P*K`` terms are stacked into one
+    ``[T*B, N] @ [N, N]`` product; the gradient of ``L`` with respect to ``W`` is formed
+    in closed form and handed to AdamW, so no autograd graph is built.
+
+    Args:
+        model: the GSNN being trained (``checkpoint=False``).
+        data: graph container with ``node_names_dict`` and ``edge_index_dict``.
+        aggregators: source reductions over a node's channels (``sum``, ``max``,
+            ``mean``, ``l2``); targets always use L1.
+        use_pre_norm: use post-``lin_in`` pre-norm activations (default) rather than the
+            post-nonlinearity activations.
+        standardize: EMA z-score features per (pair, aggregator) and targets per pair.
+        lr: AdamW learning rate for ``W``.
+        weight_decay: AdamW decoupled weight decay for ``W``.
+        ridge: extra L2 penalty ``ridge * ||W||^2`` in the loss.
+        score_mode: ``'abs'`` -> ``|W|``, ``'relu'`` -> ``max(W, 0)``, ``'signed'`` -> ``W``.
+        ema_momentum: weight of the newest batch in the running mean/variance.
+        dropout: dropout rate on the entries of ``W`` in training mode.
+
+    Shapes:
+        W: ``[N, N]``, ``W[i, j]`` scores ``function_i -> function_j``;
+        X, Y (per term): ``[B, N]``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        aggregators: Sequence[str] = ("sum", "max"),
+        use_pre_norm: bool = True,
+        standardize: bool = True,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        ridge: float = 1e-2,
+        score_mode: str = "abs",
+        ema_momentum: float = 0.1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self._validate(model, data, use_pre_norm, score_mode, dropout)
+        self.aggregators = check_aggregators(aggregators)
+        self.model = [model]  # a list hides the GSNN from this module's parameters/state
+        self.node_names = list(data.node_names_dict["function"])
+        self.use_pre_norm, self.standardize = use_pre_norm, standardize
+        self.lr, self.weight_decay, self.ridge = lr, weight_decay, ridge
+        self.score_mode, self.ema_momentum, self.dropout = score_mode, ema_momentum, dropout
+        n, n_pairs, n_terms = (
+            self.n_nodes,
+            model.layers - 1,
+            (model.layers - 1) * len(self.aggregators),
+        )
+        self.n_pairs, self.n_terms = n_pairs, n_terms
+        self.register_buffer("in_graph", torch.from_numpy(function_edge_mask(data, n)), False)
+        self.W = nn.Parameter(torch.empty(n, n))
+        self.register_buffer("x_mean", torch.zeros(n_terms, n))
+        self.register_buffer("x_var", torch.ones(n_terms, n))
+        self.register_buffer("y_mean", torch.zeros(n_pairs, n))
+        self.register_buffer("y_var", torch.ones(n_pairs, n))
+        self.register_buffer("gram", torch.zeros(n, n))
+        self.register_buffer("n_rows", torch.zeros((), dtype=torch.long))
+        self.register_buffer("rss", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("n_residuals", torch.zeros((), dtype=torch.long))
+        self.register_buffer("n_steps", torch.zeros((), dtype=torch.long))
+        self.to(next(model.parameters()).device)
+        self.reset_parameters()
+        self._stage = "idle"
+        self._best_state: dict[str, Tensor] | None = None
+        self.best_metric: float | None = None
+
+    @staticmethod
+    def _validate(model, data, use_pre_norm, score_mode, dropout) -> None:
+        if getattr(model, "checkpoint", False):
+            raise ValueError(
+                "model has checkpoint=True: gradient checkpointing recomputes blocks and "
+                "loses the cached activations; build the GSNN with checkpoint=False"
+            )
+        if not use_pre_norm and getattr(model, "norm", "none") not in _POST_NORM_OK:
+            raise ValueError(
+                f"use_pre_norm=False needs norm in {_POST_NORM_OK}, got norm={model.norm!r}: "
+                "a per-sample norm erases the activation magnitudes"
+            )
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if len(model.ResBlocks) < 2:
+            raise ValueError(f"model needs >= 2 layers for adjacent pairs, got {model.layers}")
+        n_data = len(data.node_names_dict["function"])
+        if n_data != model.n_function:
+            raise ValueError(
+                f"data has {n_data} function nodes but the model has {model.n_function}"
+            )
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.W, gain=0.1)
+        for name in ("x_mean", "y_mean", "gram", "n_rows", "rss", "n_residuals", "n_steps"):
+            getattr(self, name).zero_()
+        self.x_var.fill_(1.0)
+        self.y_var.fill_(1.0)
+        self.optimizer = torch.optim.AdamW([self.W], lr=self.lr, weight_decay=self.weight_decay)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_names)
+
+    @property
+    def gsnn(self) -> nn.Module:
+        return self.model[0]
+
+    # ----------------------------------------------------------------- call protocol
+    def pre_forward(self) -> None:
+        """Ask every ResBlock to cache its activations for the coming forward pass."""
+        self.gsnn._store_activations = True
+        self._stage = "forward"
+
+    def arm_retained_grads(self) -> None:
+        """Retain gradients on the cached activations; call after the forward pass."""
+        if self._stage != "forward":
+            raise RuntimeError(
+                "arm_retained_grads() called before pre_forward(): call "
+                "pre_forward(), then model(x), then arm_retained_grads()"
+            )
+        cached = block_tensors(self.gsnn, self.use_pre_norm)
+        if any(t is None or not t.requires_grad for t in cached):
+            raise RuntimeError(
+                "no cached activations with gradients: run yhat = model(x) "
+                "(with grad enabled) between pre_forward() and "
+                "arm_retained_grads()"
+            )
+        for t in cached:
+            t.retain_grad()
+        self._stage = "armed"
+
+    def aux_step(self) -> dict[str, float]:
+        """Update ``W`` from the cached activations and their gradients.
+
+        Must follow ``loss.backward()``. Features are detached: nothing flows back into
+        the GSNN. The cached activations are released afterwards, also on error.
+
+        Returns:
+            ``{'aux_loss': mean loss over the P*K terms, 'n_terms': P*K}``.
+        """
+        try:
+            if self._stage != "armed":
+                missing = "pre_forward()" if self._stage == "idle" else "arm_retained_grads()"
+                raise RuntimeError(
+                    f"aux_step() called out of order: {missing} is missing; "
+                    "order is pre_forward -> model(x) -> arm_retained_grads "
+                    "-> loss.backward() -> aux_step"
+                )
+            X, Y = self._magnitudes()
+            return self._step(X, Y)
+        finally:
+            self._stage = "idle"
+            self.gsnn._store_activations = False
+
+    def _magnitudes(self) -> tuple[Tensor, Tensor]:
+        cached = block_tensors(self.gsnn, self.use_pre_norm)
+        grads = [t.grad for t in cached[1:]]
+        if any(g is None for g in grads):
+            raise RuntimeError(
+                "activation gradients missing: call loss.backward() after "
+                "arm_retained_grads() and before aux_step()"
+            )
+        groups = self.gsnn.channel_groups
+        acts = torch.stack([t.detach() for t in cached[:-1]])  # [P, B, C]
+        X = node_magnitudes(acts, groups, self.n_nodes, self.aggregators)  # [K, P, B, N]
+        X = X.transpose(0, 1).reshape(self.n_terms, *X.shape[2:])  # t = p * K + k
+        Y = node_magnitudes(torch.stack(grads), groups, self.n_nodes, ("sum",))[0]
+        return X, Y  # [T, B, N], [P, B, N]
+
+    @torch.no_grad()
+    def _step(self, X: Tensor, Y: Tensor) -> dict[str, float]:
+        k, b, n = len(self.aggregators), X.shape[1], self.n_nodes
+        if self.standardize:
+            X = standardize_update(X, self.x_mean, self.x_var, self.ema_momentum, self.training)
+            Y = standardize_update(Y, self.y_mean, self.y_var, self.ema_momentum, self.training)
+        Yt = Y.repeat_interleave(k, dim=0).reshape(-1, n)  # target of term t = p*K + k
+        Xf = X.reshape(-1, n)  # [T*B, N]
+        W = self.W
+        keep = 1.0 - self.dropout
+        mask = None
+        if self.training and self.dropout > 0:
+            mask = torch.bernoulli(torch.full_like(W, keep)).div_(keep)
+            W = W * mask
+        resid = Xf @ W - Yt  # [T*B, N]
+        term_loss = resid.square().reshape(self.n_terms, -1).mean(1)
+        # dL/dW = sum_t 2/(B*N) X_t^T r_t (+ ridge), one product for all terms; the same
+        # pass yields the Gram matrix X^T X for the p-values.
+        prod = Xf.t() @ torch.cat([resid, Xf], dim=1)
+        grad = prod[:, :n].mul_(2.0 / (b * n))
+        if mask is not None:
+            grad.mul_(mask)
+        grad.add_(self.W, alpha=2.0 * self.ridge)
+        self.W.grad = grad
+        self.optimizer.step()
+        self.W.grad = None
+        self.gram.add_(prod[:, n:])
+        self.n_rows.add_(Xf.shape[0])
+        self.rss.add_(resid.square().sum().double())
+        self.n_residuals.add_(resid.numel())
+        self.n_steps.add_(1)
+        return {"aux_loss": float(term_loss.mean()), "n_terms": self.n_terms}
+
+    # ----------------------------------------------------------------------- scoring
+    def score_matrix(self) -> Tensor:
+        """Edge scores ``[N, N]`` from ``W`` according to ``score_mode``."""
+        W = self.W.detach()
+        if self.score_mode == "abs":
+            return W.abs()
+        return W.clamp(min=0) if self.score_mode == "relu" else W.clone()
+
+    def p_values(self) -> np.ndarray:
+        """One-sided p-values of ``W_ij > 0`` from the Gram-based standard errors ``[N, N]``."""
+        return gram_pvalues(
+            self.W.detach(),
+            self.gram,
+            int(self.n_rows),
+            float(self.rss),
+            int(self.n_residuals),
+            self.ridge,
+        )
+
+    def evaluate(self, *, exclude_self: bool = True) -> pd.DataFrame:
+        """Every candidate pair with score, graph membership, p- and BH q-value.
+
+        Returns:
+            DataFrame sorted by score descending with columns ``src_func, dst_func,
+            src_idx, dst_idx, score, has_edge, p_value, q_value``.
+        """
+        scores = self.score_matrix().cpu().numpy()
+        return edge_table(
+            scores,
+            self.node_names,
+            self.in_graph.cpu().numpy(),
+            self.p_values(),
+            exclude_self=exclude_self,
+        )
+
+    def evaluate_against(
+        self,
+        positive_edges: Iterable[tuple[str, str]],
+        *,
+        top_k: tuple[int, ...] = (1, 3, 5),
+        exclude: Iterable[tuple[str, str]] | None = None,
+    ) -> dict[str, float]:
+        """Rank held-out ``positive_edges`` against non-edges with the current ``W``.
+
+        Args:
+            positive_edges: held-out true edges ``(src, dst)`` by function-node name.
+            top_k: cut-offs for ``top@k`` / ``filtered_top@k``.
+            exclude: pairs to leave out entirely (e.g. the other held-out split).
+
+        Returns:
+            ``auc``, ``mrr``, ``top@k``, ``filtered_mrr``, ``filtered_top@k``,
+            ``n_positives``.
+        """
+        pos = pair_indices(positive_edges, self.node_names, "positive edge")
+        exc = pair_indices(exclude, self.node_names, "excluded edge") if exclude else None
+        return metrics.score_matrix_metrics(
+            self.score_matrix().cpu().numpy(),
+            self.in_graph.cpu().numpy(),
+            pos,
+            exclude=exc,
+            exclude_self=True,
+            top_k=tuple(top_k),
+        )
+
+    @staticmethod
+    def evaluate_target_ranking(
+        res: pd.DataFrame,
+        positive_edges: Iterable[tuple[str, str]],
+        score_col: str = "score",
+        top_k: tuple[int, ...] = (1, 3, 5),
+    ) -> tuple[pd.DataFrame, dict[str, float]]:
+        """Per-positive target rankings and summary metrics from an edge table."""
+        return metrics.edge_table_metrics(res, positive_edges, score_col=score_col, top_k=top_k)
+
+    # ------------------------------------------------------------- checkpointing
+    def maybe_save_best(self, metric: float, mode: str = "max") -> bool:
+        """Keep a copy of the regressor state when ``metric`` improves; NaN never does."""
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        if metric is None or not np.isfinite(metric):
+            return False
+        best = self.best_metric
+        if best is not None and not (metric > best if mode == "max" else metric < best):
+            return False
+        self.best_metric = float(metric)
+        self._best_state = copy.deepcopy(self.state_dict())
+        return True
+
+    def load_best(self) -> None:
+        """Restore the state saved by the last improving :meth:`maybe_save_best`."""
+        if self._best_state is None:
+            raise RuntimeError("load_best(): no checkpoint saved yet; call maybe_save_best()")
+        self.load_state_dict(self._best_state)
+
+    def extra_repr(self) -> str:
+        return (
+            f"N={self.n_nodes}, pairs={self.n_pairs}, aggregators={self.aggregators}, "
+            f"score_mode={self.score_mode!r}, ridge={self.ridge}, dropout={self.dropout}"
+        )

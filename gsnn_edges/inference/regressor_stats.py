@@ -1,0 +1,58 @@
+"""Pure statistics helpers of the online regressor: EMA standardisation and p-values."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.special import ndtr
+from torch import Tensor
+
+EPS = 1e-5
+
+
+def standardize_update(
+    v: Tensor, running_mean: Tensor, running_var: Tensor, momentum: float, training: bool
+) -> Tensor:
+    """Z-score ``v`` per (term, node) and update the running statistics in place.
+
+    Training mode uses the batch statistics and moves the running ones towards them by
+    ``momentum``; eval mode uses the running statistics.
+
+    Shapes:
+        v: ``[T, B, N]``; running_mean, running_var: ``[T, N]``.
+    """
+    if training:
+        var, mean = torch.var_mean(v, dim=1, unbiased=False)
+        running_mean.lerp_(mean, momentum)
+        running_var.lerp_(var, momentum)
+    else:
+        mean, var = running_mean, running_var
+    return (v - mean[:, None]) * torch.rsqrt(var[:, None] + EPS)
+
+
+def gram_pvalues(
+    W: Tensor, gram: Tensor, n_rows: int, rss: float, n_residuals: int, ridge: float
+) -> np.ndarray:
+    """One-sided p-values for ``W_ij > 0``.
+
+    .. math::
+        G = \\mathrm{Gram}/n + (\\rho + 10^{-8}) I,\\quad
+        \\sigma^2 = \\mathrm{RSS} / \\max(n_{res} - N, 1),\\quad
+        se_i = \\sqrt{\\sigma^2 (G^{-1})_{ii}},\\quad p_{ij} = 1 - \\Phi(W_{ij} / se_i)
+
+    ``n_res`` counts residual entries, so ``sigma^2`` is the mean squared residual per
+    entry. The rows repeat across epochs, so the standard error deliberately carries no
+    ``1/sqrt(n)`` factor: it is a per-row scale and the test is conservative.
+    All ones while fewer than ``N + 2`` rows were seen.
+
+    Shapes:
+        W, gram: ``[N, N]`` -> ``[N, N]``.
+    """
+    n = W.shape[0]
+    if n_rows < n + 2:
+        return np.ones((n, n))
+    G = gram.double().cpu() / n_rows + (ridge + 1e-8) * torch.eye(n, dtype=torch.float64)
+    inv_diag = torch.linalg.inv(G).diagonal().clamp(min=0)
+    sigma2 = rss / max(n_residuals - n, 1)
+    se = torch.sqrt(sigma2 * inv_diag).clamp(min=1e-12).numpy()
+    return 1.0 - ndtr(W.double().cpu().numpy() / se[:, None])

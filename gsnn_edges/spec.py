@@ -1,0 +1,97 @@
+"""Training specifications: the hyperparameters of one joint GSNN + edge-regressor run.
+
+These dataclasses are the single source of defaults. The CLI demo, the REST job spec
+(`api/`) and the worker all build a :class:`TrainSpec` and hand it to
+:func:`gsnn_edges.train.train_joint`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+NORMS = ("layer", "batch", "groupbatch", "rms", "none")
+AGGREGATORS = ("sum", "max", "mean", "l2")
+SCORE_MODES = ("abs", "relu", "signed")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class ModelSpec:
+    """GSNN architecture (SPEC section 2)."""
+
+    channels: int = 8
+    layers: int = 6
+    share_layers: bool = False
+    norm: str = "none"
+    dropout: float = 0.2
+    node_mlp: bool = False
+    add_function_self_edges: bool = True
+
+
+@dataclass
+class RegressorSpec:
+    """MagnitudeEdgeRegressor hyperparameters (SPEC section 4)."""
+
+    aggregators: tuple[str, ...] = ("sum", "max")
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    ridge: float = 1e-2
+    dropout: float = 0.2
+    score_mode: str = "abs"
+
+
+@dataclass
+class TrainingSpec:
+    """Optimisation loop settings."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-4
+    seed: int = 0
+    test_fraction: float = 0.2
+    device: str = "auto"
+
+
+@dataclass
+class ValidationSpec:
+    """How the best checkpoint is chosen.
+
+    Exactly one of ``edges`` (known true function -> function edges absent from the
+    graph) or ``holdout_fraction`` (hide that share of the graph's own function ->
+    function edges) may be set; neither means "keep the last epoch".
+    """
+
+    edges: list[tuple[str, str]] | None = None
+    holdout_fraction: float | None = None
+
+
+@dataclass
+class TrainSpec:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    regressor: RegressorSpec = field(default_factory=RegressorSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    validation: ValidationSpec = field(default_factory=ValidationSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> TrainSpec:
+        d = d or {}
+        val = d.get("validation") or {}
+        edges = val.get("edges")
+        return cls(
+            model=ModelSpec(**(d.get("model") or {})),
+            regressor=RegressorSpec(
+                **{
+                    k: (tuple(v) if k == "aggregators" else v)
+                    for k, v in (d.get("regressor") or {}).items()
+                }
+            ),
+            training=TrainingSpec(**(d.get("training") or {})),
+            validation=ValidationSpec(
+                edges=[tuple(e) for e in edges] if edges is not None else None,
+                holdout_fraction=val.get("holdout_fraction"),
+            ),
+        )

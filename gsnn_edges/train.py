@@ -1,0 +1,313 @@
+"""The joint training loop: GSNN + online MagnitudeEdgeRegressor (used by CLI and worker).
+
+One call of :func:`train_joint` splits the samples, standardises them with training
+statistics, trains the GSNN with AdamW and, in the same steps, the edge regressor (the
+seed's call order), scores validation edges every epoch, keeps the best checkpoint,
+and reports test loss/r2 and the scored-edge table.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gsnn_edges.graph import GSNNGraph, as_graph
+from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
+from gsnn_edges.nn.gsnn import GSNN
+from gsnn_edges.simulate import split_edges
+from gsnn_edges.spec import TrainSpec
+from gsnn_edges.train_validation import SpecValidationError, frame_arrays, validate_spec
+
+__all__ = [
+    "SpecValidationError",
+    "TrainResult",
+    "TrainingCancelled",
+    "resolve_device",
+    "train_joint",
+    "validate_spec",
+]
+
+Edge = tuple[str, str]
+
+
+class TrainingCancelled(Exception):
+    """``should_stop()`` returned True at an epoch boundary."""
+
+
+@dataclass
+class TrainResult:
+    """Everything a run produces. ``weights[i, j]`` scores ``node_names[i] -> node_names[j]``."""
+
+    node_names: list[str]
+    weights: np.ndarray
+    edges: pd.DataFrame
+    metrics: dict
+    history: list[dict]
+    best_epoch: int
+    device: str
+    model_state: dict
+    regressor_state: dict
+    model: GSNN | None = field(default=None, repr=False)
+    regressor: MagnitudeEdgeRegressor | None = field(default=None, repr=False)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device='cuda' but no CUDA device is available here")
+    return torch.device(device)
+
+
+@dataclass
+class _Split:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _split_data(X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, device) -> _Split:
+    """Seeded train/test split; z-score both sides with training statistics."""
+    n = X.shape[0]
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(test_fraction * n)) if n > 1 else 0
+    test, train = perm[:n_test], perm[n_test:]
+    mx, sx = X[train].mean(0), X[train].std(0) + 1e-8
+    my, sy = Y[train].mean(0), Y[train].std(0) + 1e-8
+    t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
+    return _Split(
+        t((X[train] - mx) / sx),
+        t((Y[train] - my) / sy),
+        t((X[test] - mx) / sx),
+        t((Y[test] - my) / sy),
+    )
+
+
+def _resolve_validation(graph: GSNNGraph, spec: TrainSpec) -> tuple[GSNNGraph, list[Edge]]:
+    """The graph the model trains on and the positives that select the checkpoint."""
+    v = spec.validation
+    if v.holdout_fraction is not None:
+        ff = sorted(graph.function_edges())
+        hidden, _ = split_edges(ff, v.holdout_fraction, seed=spec.training.seed)
+        return graph.without_function_edges(hidden), list(hidden)
+    return graph, [tuple(e) for e in (v.edges or [])]
+
+
+def _run_epoch(model, reg, opt, split: _Split, batch_size: int, gen) -> tuple[float, float, float]:
+    """One pass over the training set in the seed's call order; returns mean losses."""
+    model.train()
+    reg.train()
+    n = split.x_train.shape[0]
+    order = torch.randperm(n, generator=gen).to(split.x_train.device)
+    total = aux_total = aux_seconds = 0.0
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        x, y = split.x_train[idx], split.y_train[idx]
+        opt.zero_grad(set_to_none=True)
+        reg.pre_forward()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        reg.arm_retained_grads()
+        loss.backward()
+        t0 = time.perf_counter()
+        aux = reg.aux_step()
+        aux_seconds += time.perf_counter() - t0
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        aux_total += aux["aux_loss"] * len(idx)
+    return total / n, aux_total / n, aux_seconds
+
+
+@torch.no_grad()
+def _test_metrics(model: GSNN, split: _Split) -> dict[str, float | None]:
+    """Test MSE and r2 (mean over outputs of ``1 - SS_res / SS_tot``)."""
+    if split.x_test.shape[0] == 0:
+        return {"loss": None, "r2": None}
+    model.eval()
+    pred = model(split.x_test)
+    loss = float(torch.nn.functional.mse_loss(pred, split.y_test))
+    ss_res = (pred - split.y_test).square().sum(0)
+    ss_tot = (split.y_test - split.y_test.mean(0)).square().sum(0).clamp(min=1e-12)
+    return {"loss": loss, "r2": float((1 - ss_res / ss_tot).mean())}
+
+
+def _build(graph: GSNNGraph, spec: TrainSpec, device) -> tuple[GSNN, MagnitudeEdgeRegressor]:
+    m, r = spec.model, spec.regressor
+    model = GSNN(
+        graph.edge_index_dict,
+        graph.node_names_dict,
+        channels=m.channels,
+        layers=m.layers,
+        dropout=m.dropout,
+        share_layers=m.share_layers,
+        add_function_self_edges=m.add_function_self_edges,
+        norm=m.norm,
+        node_mlp=m.node_mlp,
+    ).to(device)
+    reg = MagnitudeEdgeRegressor(
+        model,
+        graph,
+        aggregators=r.aggregators,
+        lr=r.lr,
+        weight_decay=r.weight_decay,
+        ridge=r.ridge,
+        score_mode=r.score_mode,
+        dropout=r.dropout,
+    )
+    return model, reg
+
+
+def train_joint(
+    graph,
+    data: pd.DataFrame,
+    spec: TrainSpec | None = None,
+    *,
+    test_edges: Iterable[Edge] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a GSNN on ``graph`` and, jointly, the edge regressor.
+
+    Args:
+        graph: :class:`GSNNGraph` or anything :func:`as_graph` accepts.
+        data: one column per input and output node, one row per sample.
+        spec: hyperparameters (defaults: :class:`TrainSpec`).
+        test_edges: optional held-out edges scored only for reporting (never for
+            selection); each split is excluded from the other's negatives.
+        on_epoch: called after every epoch with the progress record.
+        should_stop: polled at every epoch boundary; True raises TrainingCancelled.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :class:`TrainResult` with ``W``, the edge table and metrics of the best epoch
+        (by validation AUC; the last epoch when there is no validation set).
+    """
+    spec = spec or TrainSpec()
+    graph = as_graph(graph)
+    validate_spec(graph, spec)
+    X, Y = frame_arrays(graph, data)
+    t = spec.training
+    device = resolve_device(t.device)
+    torch.manual_seed(t.seed)
+    train_graph, val_edges = _resolve_validation(graph, spec)
+    test_edges = [tuple(e) for e in (test_edges or [])]
+    split = _split_data(X, Y, t.test_fraction, t.seed, device)
+    model, reg = _build(train_graph, spec, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
+    gen = torch.Generator().manual_seed(t.seed)
+    loop = _EpochLoop(model, reg, opt, split, spec, val_edges, test_edges, on_epoch, should_stop)
+    history = loop.run(gen, progress)
+    return loop.result(history, device, val_edges, test_edges)
+
+
+class _EpochLoop:
+    """Epoch bookkeeping: validation, best checkpoint, callbacks, final metrics."""
+
+    def __init__(self, model, reg, opt, split, spec, val_edges, test_edges, on_epoch, should_stop):
+        self.model, self.reg, self.opt, self.split, self.spec = model, reg, opt, split, spec
+        self.val_edges, self.test_edges = val_edges, test_edges
+        self.on_epoch, self.should_stop = on_epoch, should_stop
+        self.best_epoch, self.best_model_state = None, None
+        self.aux_seconds = self.train_seconds = 0.0
+
+    def _validate(self) -> dict | None:
+        if not self.val_edges:
+            return None
+        return self.reg.evaluate_against(self.val_edges, exclude=self.test_edges or None)
+
+    def run(self, gen, progress: bool) -> list[dict]:
+        epochs = self.spec.training.epochs
+        bar = _progress_bar(epochs) if progress else None
+        history: list[dict] = []
+        for epoch in range(1, epochs + 1):
+            if self.should_stop and self.should_stop():
+                raise TrainingCancelled(f"cancelled before epoch {epoch}")
+            t0 = time.perf_counter()
+            loss, aux, aux_s = _run_epoch(
+                self.model, self.reg, self.opt, self.split, self.spec.training.batch_size, gen
+            )
+            seconds = time.perf_counter() - t0
+            self.train_seconds += seconds
+            self.aux_seconds += aux_s
+            val = self._validate()
+            if val is not None and self.reg.maybe_save_best(val["auc"]):
+                self.best_epoch = epoch
+                self.best_model_state = copy.deepcopy(self.model.state_dict())
+            record = {
+                "epoch": epoch,
+                "epochs": epochs,
+                "train_loss": loss,
+                "aux_loss": aux,
+                "val_auc": val and val["auc"],
+                "val_mrr": val and val["mrr"],
+                "best_epoch": self.best_epoch or (None if val else epoch),
+                "seconds": seconds,
+            }
+            history.append(record)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.3f}", val_auc=_fmt(record["val_auc"]))
+                bar.update()
+            if self.on_epoch:
+                self.on_epoch(dict(record))
+        if bar is not None:
+            bar.close()
+        return history
+
+    def result(self, history, device, val_edges, test_edges) -> TrainResult:
+        model, reg = self.model, self.reg
+        if self.best_model_state is not None:
+            reg.load_best()
+            model.load_state_dict(self.best_model_state)
+        best_epoch = self.best_epoch or len(history)
+        val = self._validate()
+        test_edge_metrics = None
+        if test_edges:
+            test_edge_metrics = reg.evaluate_against(test_edges, exclude=val_edges or None)
+        metrics = {
+            "best_epoch": best_epoch,
+            "validation": val,
+            "test": {**_test_metrics(model, self.split), "edges": test_edge_metrics},
+            "history": history,
+            "device": str(device),
+            "timing": {
+                "train_seconds": self.train_seconds,
+                "aux_step_seconds": self.aux_seconds,
+                "seconds_per_epoch": self.train_seconds / max(len(history), 1),
+            },
+            "validation_edges": [list(e) for e in val_edges],
+        }
+        return TrainResult(
+            node_names=list(reg.node_names),
+            weights=reg.W.detach().cpu().numpy().copy(),
+            edges=reg.evaluate(),
+            metrics=metrics,
+            history=history,
+            best_epoch=best_epoch,
+            device=str(device),
+            model_state=_cpu_state(model),
+            regressor_state=_cpu_state(reg),
+            model=model,
+            regressor=reg,
+        )
+
+
+def _cpu_state(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="training", unit="epoch")

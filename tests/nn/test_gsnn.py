@@ -1,0 +1,131 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gsnn_edges.nn import GSNN
+
+
+def _model(graph, **kw):
+    g = graph.partial
+    args = dict(channels=3, layers=3, norm="none")
+    args.update(kw)
+    return GSNN(g.edge_index_dict, g.node_names_dict, **args)
+
+
+def _dense_forward(model: GSNN, x: torch.Tensor) -> torch.Tensor:
+    """Reference forward with dense masked matrices, batch-major, one node at a time."""
+    n_f, ch = model.n_function, model.channels
+    state = torch.zeros(x.shape[0], model.n_edges)
+    for e in range(model.n_edges):
+        s = int(model.edge_src[e])
+        if model.input_node_mask[s]:
+            state[:, e] = x[:, s - n_f]
+    for block in model.ResBlocks:
+        z = state @ block.lin_in.to_dense().t() + block.lin_in.bias
+        if model.norm == "layer":
+            z = (
+                torch.cat([F.layer_norm(z[:, i * ch : (i + 1) * ch], (ch,)) for i in range(n_f)], 1)
+                * block.norm.weight[:, 0]
+                + block.norm.bias[:, 0]
+            )
+        h = F.elu(z)
+        bias = block.lin_out.bias * (model.edge_src < n_f).float()
+        out = h @ block.lin_out.to_dense().t() + bias
+        state = out + torch.relu(block.residual_weight) * state
+    state = state / math.sqrt(model.layers)
+    y = torch.zeros(x.shape[0], model.n_outputs)
+    for e in range(model.n_edges):
+        d = int(model.edge_dst[e])
+        if model.output_node_mask[d]:
+            o = d - n_f - model.n_inputs
+            deg = int((model.edge_dst == d).sum())
+            y[:, o] += state[:, e] / math.sqrt(deg)
+    return y
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_gsnn_forward_matches_dense_reference(bench4, norm):
+    model = _model(bench4, norm=norm).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # break the zero-bias symmetry
+    x = torch.randn(5, model.n_inputs)
+    assert torch.allclose(model(x), _dense_forward(model, x), atol=1e-5)
+
+
+def test_gsnn_counts_and_masks(bench4):
+    model = _model(bench4)
+    g = bench4.partial
+    n_edges = sum(v.shape[1] for v in g.edge_index_dict.values()) + g.n_function
+    assert model.n_edges == n_edges
+    assert model.channel_groups.tolist() == [i for i in range(g.n_function) for _ in range(3)]
+    assert int(model.input_node_mask.sum()) == g.n_input
+    assert int(model.output_node_mask.sum()) == g.n_output
+    assert len(model.ResBlocks) == 3
+    assert "function=8" in repr(model)
+
+
+def test_gsnn_without_self_edges_has_fewer_edges(bench4):
+    a, b = _model(bench4), _model(bench4, add_function_self_edges=False)
+    assert a.n_edges - b.n_edges == bench4.partial.n_function
+
+
+def test_gsnn_share_layers_shares_sparse_weights_not_norms(bench4):
+    model = _model(bench4, share_layers=True, norm="layer")
+    b0, b1 = model.ResBlocks[0], model.ResBlocks[1]
+    assert b0.lin_in is b1.lin_in and b0.lin_out is b1.lin_out
+    assert b0.norm is not b1.norm
+    assert len(model.ResBlocks) == 3
+
+
+@pytest.mark.parametrize("norm", ["layer", "batch", "groupbatch", "rms", "none"])
+def test_gsnn_all_norms_train_and_give_finite_grads(bench4, norm):
+    model = _model(bench4, norm=norm, node_mlp=True, dropout=0.1)
+    y = model(torch.randn(8, model.n_inputs))
+    y.square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_gsnn_checkpoint_gives_same_output_and_grads(bench4):
+    torch.manual_seed(1)
+    plain = _model(bench4, norm="layer")
+    ckpt = _model(bench4, norm="layer", checkpoint=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(4, plain.n_inputs)
+    ya, yb = plain(x), ckpt(x)
+    assert torch.allclose(ya, yb, atol=1e-6)
+    ga = torch.autograd.grad(ya.sum(), list(plain.parameters()))
+    gb = torch.autograd.grad(yb.sum(), list(ckpt.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ga, gb, strict=True))
+
+
+def test_gsnn_edge_mask_zero_silences_outputs(bench4):
+    model = _model(bench4)
+    y = model(torch.randn(3, model.n_inputs), edge_mask=torch.zeros(model.n_edges))
+    assert torch.equal(y, torch.zeros_like(y))
+
+
+def test_gsnn_stores_activations_only_when_asked(bench4):
+    model = _model(bench4)
+    model(torch.randn(2, model.n_inputs))
+    assert model.ResBlocks[0]._last_pre_norm_activation is None
+    model._store_activations = True
+    model(torch.randn(2, model.n_inputs))
+    z = model.ResBlocks[1]._last_pre_norm_activation
+    assert z.shape == (2, model.n_function * model.channels)
+    model._store_activations = False
+    assert model.ResBlocks[1]._last_pre_norm_activation is None
+
+
+def test_gsnn_rejects_wrong_input_width(bench4):
+    model = _model(bench4)
+    with pytest.raises(ValueError, match=r"x must have shape \[B, 4\]"):
+        model(torch.randn(2, 5))
+
+
+def test_gsnn_rejects_unknown_norm(bench4):
+    with pytest.raises(ValueError, match="norm must be one of"):
+        _model(bench4, norm="group")
