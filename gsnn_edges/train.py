@@ -53,6 +53,7 @@ class TrainResult:
     device: str
     model_state: dict
     regressor_state: dict
+    scaler: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     model: GSNN | None = field(default=None, repr=False)
     regressor: MagnitudeEdgeRegressor | None = field(default=None, repr=False)
 
@@ -72,6 +73,7 @@ class _Split:
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    scaler: dict[str, np.ndarray]
 
 
 def _split_data(X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, device) -> _Split:
@@ -80,15 +82,20 @@ def _split_data(X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, d
     perm = np.random.default_rng(seed).permutation(n)
     n_test = int(round(test_fraction * n)) if n > 1 else 0
     test, train = perm[:n_test], perm[n_test:]
-    mx, sx = X[train].mean(0), X[train].std(0) + 1e-8
-    my, sy = Y[train].mean(0), Y[train].std(0) + 1e-8
+    scaler = {
+        "x_mean": X[train].mean(0),
+        "x_std": X[train].std(0) + 1e-8,
+        "y_mean": Y[train].mean(0),
+        "y_std": Y[train].std(0) + 1e-8,
+    }
+    x, y = scale(scaler, X, Y, device)
+    return _Split(x[train], y[train], x[test], y[test], scaler)
+
+
+def scale(scaler: dict, X: np.ndarray, Y: np.ndarray, device="cpu") -> tuple[torch.Tensor, ...]:
+    """Apply a run's z-scoring (``TrainResult.scaler``) to raw inputs and outputs."""
     t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
-    return _Split(
-        t((X[train] - mx) / sx),
-        t((Y[train] - my) / sy),
-        t((X[test] - mx) / sx),
-        t((Y[test] - my) / sy),
-    )
+    return t((X - scaler["x_mean"]) / scaler["x_std"]), t((Y - scaler["y_mean"]) / scaler["y_std"])
 
 
 def _resolve_validation(graph: GSNNGraph, spec: TrainSpec) -> tuple[GSNNGraph, list[Edge]]:
@@ -223,6 +230,11 @@ class _EpochLoop:
             return None
         return self.reg.evaluate_against(self.val_edges, exclude=self.test_edges or None)
 
+    def _score_test(self, val_edges) -> dict | None:
+        if not self.test_edges:
+            return None
+        return self.reg.evaluate_against(self.test_edges, exclude=val_edges or None)
+
     def run(self, gen, progress: bool) -> list[dict]:
         epochs = self.spec.training.epochs
         bar = _progress_bar(epochs) if progress else None
@@ -263,14 +275,13 @@ class _EpochLoop:
 
     def result(self, history, device, val_edges, test_edges) -> TrainResult:
         model, reg = self.model, self.reg
+        last = {"validation": self._validate(), "test_edges": self._score_test(val_edges)}
         if self.best_model_state is not None:
             reg.load_best()
             model.load_state_dict(self.best_model_state)
         best_epoch = self.best_epoch or len(history)
         val = self._validate()
-        test_edge_metrics = None
-        if test_edges:
-            test_edge_metrics = reg.evaluate_against(test_edges, exclude=val_edges or None)
+        test_edge_metrics = self._score_test(val_edges)
         metrics = {
             "best_epoch": best_epoch,
             "validation": val,
@@ -283,6 +294,7 @@ class _EpochLoop:
                 "seconds_per_epoch": self.train_seconds / max(len(history), 1),
             },
             "validation_edges": [list(e) for e in val_edges],
+            "last_epoch": last,
         }
         return TrainResult(
             node_names=list(reg.node_names),
@@ -294,6 +306,7 @@ class _EpochLoop:
             device=str(device),
             model_state=_cpu_state(model),
             regressor_state=_cpu_state(reg),
+            scaler=self.split.scaler,
             model=model,
             regressor=reg,
         )

@@ -1,0 +1,1 @@
+"""HTTP adapter: FastAPI app factory, routes, dependencies and problem+json errors."""

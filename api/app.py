@@ -1,0 +1,96 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.observability import Metrics, MetricsMiddleware
+from api.routes import datasets, graphs, jobs, ops, results
+from api.schemas.common import Problem
+from gsnn_edges.service.context import Enqueue, ServiceContext
+from gsnn_edges.service.reaper import ReaperThread
+from gsnn_edges.service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Train Graph Structured Neural Networks on a prior-knowledge graph and
+score every missing function -> function edge. Errors are RFC 9457
+`application/problem+json`. Authenticate with `Authorization: Bearer <key>`."""
+
+
+def _celery_wiring(settings: Settings) -> tuple[Enqueue, Callable[[], None]]:
+    from worker.config import broker_ping, celery_enqueue, create_celery
+
+    celery = create_celery(settings)
+    return celery_enqueue(celery, settings), broker_ping(celery, settings)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    enqueue: Enqueue | None = None,
+    broker_ping: Callable[[], None] | None = None,
+    run_reaper: bool = True,
+) -> FastAPI:
+    """Build the app: migrate the database, wire the job queue, mount the routes.
+
+    Args:
+        settings: defaults to the environment settings.
+        enqueue: ``enqueue(job_id)``; defaults to sending the Celery task by name.
+        broker_ping: readiness probe for the broker (defaults with ``enqueue``).
+        run_reaper: run the stale-job reaper thread while the app is up.
+    """
+    settings = settings or get_settings()
+    if enqueue is None or broker_ping is None:
+        default_enqueue, default_ping = _celery_wiring(settings)
+        enqueue, broker_ping = enqueue or default_enqueue, broker_ping or default_ping
+    ctx = ServiceContext.from_settings(settings, enqueue=enqueue)
+    if not settings.auth_enabled:
+        log.warning(
+            "GSNN_EDGES_API_KEYS is empty: no authentication, single local tenant; "
+            "serve on loopback only"
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        reaper = ReaperThread(ctx) if run_reaper else None
+        if reaper:
+            reaper.start()
+        yield
+        if reaper:
+            reaper.stop()
+        ctx.db.dispose()
+
+    app = FastAPI(title="gsnn-edges", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx, app.state.broker_ping = ctx, broker_ping
+    app.state.tenant_keys = settings.tenant_keys
+    app.state.metrics = Metrics(ctx)
+    install_error_handlers(app)
+    for module in (graphs, datasets, jobs, results, ops):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
+    _register_problem_schema(app)
+    return app
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Make sure ``#/components/schemas/Problem`` exists in the OpenAPI document."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,57 @@
+"""Request dependencies: service context, tenant (bearer auth) and pagination."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.errors import AuthenticationError
+from gsnn_edges.service.settings import LOCAL_TENANT
+
+_bearer = HTTPBearer(auto_error=False, description="API key from GSNN_EDGES_API_KEYS.")
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    return request.app.state.ctx
+
+
+def get_tenant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Tenant of the bearer key; the local tenant when no keys are configured.
+
+    Raises:
+        AuthenticationError: keys are configured and the key is missing or unknown.
+    """
+    keys: dict[str, str] = request.app.state.tenant_keys
+    if not keys:
+        return LOCAL_TENANT
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
+    offered = credentials.credentials.encode()
+    for key, tenant in keys.items():
+        if hmac.compare_digest(key.encode(), offered):
+            return tenant
+    raise AuthenticationError("unknown API key")
+
+
+class Paging:
+    """``limit`` (1..1000, default 100) and ``offset`` query parameters."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Page size (max 1000).")] = 100,
+        offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+Tenant = Annotated[str, Depends(get_tenant)]
+PagingDep = Annotated[Paging, Depends()]

@@ -1,0 +1,131 @@
+"""Every error becomes RFC 9457 problem+json here, in one place."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas.common import Problem
+from gsnn_edges.service import errors as svc
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+# Domain error -> (status, problem type slug). Order matters: subclasses first.
+_DOMAIN: list[tuple[type[svc.ServiceError], int, str]] = [
+    (svc.AuthenticationError, 401, "unauthorized"),
+    (svc.NotFoundError, 404, "not-found"),
+    (svc.ResultNotReadyError, 409, "result-not-ready"),
+    (svc.ConflictError, 409, "conflict"),
+    (svc.IdempotencyMismatchError, 422, "idempotency-key-reused"),
+    (svc.InvalidInputError, 422, "invalid-input"),
+    (svc.PayloadTooLargeError, 413, "payload-too-large"),
+    (svc.ServiceUnavailableError, 503, "service-unavailable"),
+]
+
+_DESCRIPTIONS = {
+    400: "Malformed request (e.g. body is not valid JSON).",
+    401: "Missing or unknown API key.",
+    404: "No such resource for this tenant.",
+    409: "The resource is not in a state that allows this (e.g. results before success).",
+    413: "Request body larger than GSNN_EDGES_MAX_UPLOAD_MB.",
+    422: "The request is well formed but invalid; `errors` lists each problem.",
+    503: "A backing service (database or broker) is unavailable.",
+}
+
+
+def problem_type(slug: str) -> str:
+    return f"/problems/{slug}"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    slug: str | None = None,
+    errors: list | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body = Problem(
+        type=problem_type(slug) if slug else "about:blank",
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        errors=errors or None,
+    ).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses=`` entries documenting problem+json errors."""
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "model": Problem,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for code in codes
+    }
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while streaming a request body past the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"request body exceeds the limit of {limit} bytes "
+            f"({limit / 2**20:g} MiB, GSNN_EDGES_MAX_UPLOAD_MB)",
+        )
+
+
+async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
+    for cls, status, slug in _DOMAIN:
+        if isinstance(exc, cls):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return problem_response(status, exc.message, slug, exc.errors, headers)
+    raise exc  # pragma: no cover - every ServiceError subclass is listed
+
+
+def _loc(loc: tuple) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in loc]
+
+
+async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
+    errs = exc.errors()  # type: ignore[attr-defined]
+    if any(e.get("type") == "json_invalid" for e in errs):
+        e = next(e for e in errs if e.get("type") == "json_invalid")
+        reason = (e.get("ctx") or {}).get("error", "invalid JSON")
+        return problem_response(
+            400,
+            f"request body is not valid JSON: {reason} (at character {e['loc'][-1]})",
+            "malformed-json",
+        )
+    items = [{"loc": _loc(e["loc"]), "msg": e["msg"]} for e in errs]
+    summary = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
+    return problem_response(422, f"invalid request: {summary}", "validation-error", items)
+
+
+async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(exc.status_code, detail, None, None, exc.headers)
+
+
+async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem_response(500, "internal server error; see the server log", "internal")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the problem+json handlers on ``app``."""
+    app.add_exception_handler(svc.ServiceError, _domain_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,47 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Process is alive")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _check(fn) -> str:  # noqa: ANN001 - a zero-argument probe
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return f"error: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@router.get(
+    "/readyz",
+    summary="Database, broker and artifact store reachable",
+    responses={503: {"description": "A dependency is unreachable; the body says which."}},
+)
+def readyz(request: Request) -> JSONResponse:
+    ctx = request.app.state.ctx
+    checks = {
+        "database": _check(ctx.db.ping),
+        "broker": _check(request.app.state.broker_ping),
+        "artifact_store": _check(ctx.store.check_writable),
+    }
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

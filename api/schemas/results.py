@@ -1,0 +1,50 @@
+"""Result models: scored edges, weights, metrics and evaluation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import Page
+
+
+class EdgeItem(BaseModel):
+    src: str = Field(description="Source function node.")
+    dst: str = Field(description="Destination function node.")
+    score: float = Field(description="Edge score from W (higher = more likely).")
+    p_value: float | None = Field(description="Permutation/analytic p-value, if computed.")
+    q_value: float | None = Field(description="Benjamini-Hochberg q-value, if computed.")
+    has_edge: bool = Field(description="Whether the pair is already an edge of the graph.")
+
+
+class EdgePage(Page):
+    items: list[EdgeItem] = Field(description="Scored pairs, score descending.")
+
+
+class WeightsOut(BaseModel):
+    nodes: list[str] = Field(description="Function node names, index order of W.")
+    weights: list[list[float]] = Field(description="W[i][j] scores nodes[i] -> nodes[j].")
+
+
+class MetricsOut(BaseModel):
+    best_epoch: int | None = Field(None, description="Epoch of the kept checkpoint.")
+    validation: dict[str, Any] | None = Field(
+        None, description="auc, mrr, top@k, n_positives on the validation edges (or null)."
+    )
+    test: dict[str, Any] | None = Field(None, description="Held-out samples: loss, r2.")
+    history: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per epoch: epoch, train_loss, aux_loss, val_auc, val_mrr, seconds.",
+    )
+    device: str | None = Field(None, description="Device used.")
+    timing: dict[str, Any] | None = Field(None, description="Wall-clock timings (seconds).")
+
+
+class EvaluateIn(BaseModel):
+    positive_edges: list[tuple[str, str]] = Field(
+        min_length=1, description="Held-out true function -> function edges [src, dst]."
+    )
+    top_k: list[Annotated[int, Field(ge=1)]] = Field(
+        [1, 3, 5], min_length=1, max_length=20, description="k values for top@k (each >= 1)."
+    )

@@ -1,0 +1,86 @@
+"""Tables, plot and files written by `gsnn-edges demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gsnn_edges.experiment import BenchmarkRun, edge_labels
+from gsnn_edges.metrics import roc_curve
+
+
+def _fmt(v) -> str:
+    return "   -  " if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:6.3f}"
+
+
+def print_report(run: BenchmarkRun, seconds: float) -> None:
+    m = run.result.metrics
+    rows = {"validation": m["validation"], "test": m["test"]["edges"]}
+    keys = ("auc", "mrr", "filtered_mrr", "top@1", "top@3", "top@5", "n_positives")
+    print(f"\nbest epoch {m['best_epoch']} of {len(m['history'])}  (device {m['device']})")
+    print(f"{'held-out edges':<16}" + "".join(f"{k:>14}" for k in keys))
+    for name, r in rows.items():
+        cells = "".join(f"{_fmt(r.get(k)) if k != 'n_positives' else r[k]:>14}" for k in keys)
+        print(f"{name:<16}{cells}")
+    t = m["test"]
+    print(
+        f"\ntest loss {t['loss']:.4f}   test r2 {t['r2']:.3f}   "
+        f"total {seconds:.1f} s   ({m['timing']['seconds_per_epoch']:.2f} s/epoch)"
+    )
+    _print_top_edges(run)
+
+
+def _print_top_edges(run: BenchmarkRun, k: int = 10) -> None:
+    edges = run.result.edges
+    cand = edges.loc[~edges.has_edge.to_numpy()].head(k)
+    val, test = set(run.val_edges), set(run.test_edges)
+    print(f"\ntop {k} candidate edges (not in the training graph):")
+    print(
+        f"{'rank':>4}  {'src':>6} -> {'dst':<6} {'score':>8} {'p_value':>9} {'q_value':>9}  truth"
+    )
+    for rank, r in enumerate(cand.itertuples(index=False), 1):
+        pair = (str(r.src_func), str(r.dst_func))
+        truth = "held-out (test)" if pair in test else "held-out (val)" if pair in val else ""
+        print(
+            f"{rank:>4}  {pair[0]:>6} -> {pair[1]:<6} {r.score:8.4f} {r.p_value:9.2e} "
+            f"{r.q_value:9.2e}  {truth}"
+        )
+
+
+def write_outputs(run: BenchmarkRun, out: Path) -> list[Path]:
+    """Edge table (CSV), metrics (JSON) and a PNG of validation AUC per epoch + test ROC."""
+    out.mkdir(parents=True, exist_ok=True)
+    res = run.result
+    edges_path, metrics_path, png_path = out / "edges.csv", out / "metrics.json", out / "demo.png"
+    res.edges.to_csv(edges_path, index=False)
+    metrics_path.write_text(json.dumps(res.metrics, indent=2, default=float))
+    _plot(run, png_path)
+    return [edges_path, metrics_path, png_path]
+
+
+def _plot(run: BenchmarkRun, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = run.result.history
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot([h["epoch"] for h in hist], [h["val_auc"] for h in hist], marker="o", ms=3)
+    ax1.axvline(run.result.best_epoch, color="grey", ls="--", lw=1, label="best epoch")
+    ax1.set(xlabel="epoch", ylabel="validation AUC", title="held-out validation edges")
+    ax1.legend()
+    table = edge_labels(run.result.edges, run.test_edges, run.val_edges)
+    fpr, tpr = roc_curve(table.score.to_numpy(), table.label.to_numpy())
+    auc = run.result.metrics["test"]["edges"]["auc"]
+    ax2.plot(fpr, tpr, label=f"online regressor (AUC {auc:.3f})")
+    ax2.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax2.set(
+        xlabel="false positive rate", ylabel="true positive rate", title="test edges vs non-edges"
+    )
+    ax2.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

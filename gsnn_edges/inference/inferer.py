@@ -1,0 +1,251 @@
+"""Post-hoc edge inference from magnitude correlations (SPEC section 5).
+
+The baseline the online :class:`MagnitudeEdgeRegressor` must beat: after training, run
+extra forward/backward passes over a GSNN in eval mode, stream the moments of the
+activation magnitudes of block ``l-1`` and the gradient magnitudes of block ``l`` for every
+adjacent block pair, and score ``i -> j`` by their (partial) correlation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
+from gsnn_edges.inference.magnitudes import block_tensors, check_aggregators, node_magnitudes
+from gsnn_edges.inference.moments import (
+    LAYER_AGGS,
+    PairMoments,
+    combine_pairs,
+    fisher_z_pvalues,
+)
+from gsnn_edges.metrics import score_matrix_metrics
+
+SCORES = ("corr", "partial")
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@contextmanager
+def _probe_mode(model: nn.Module):
+    """Eval mode with cached activations; restores every module's mode and every block's
+    ``_store_activations`` flag, and releases the cached activations, also on error."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [block._store_activations for block in model.ResBlocks]
+    try:
+        model.eval()
+        model._store_activations = True
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        for block, flag in zip(model.ResBlocks, flags, strict=True):
+            block._store_activations = flag
+            block.clear_activations()
+
+
+class MagnitudeEdgeInferer:
+    """Score candidate function -> function edges of a trained GSNN post hoc.
+
+    For adjacent blocks ``(l-1, l)``, ``l = 1..L-1``, features are the activation
+    magnitudes ``x^{l-1}`` (``aggregator`` over each node's channels of the pre-norm
+    activation ``z``, or of the post-nonlinearity activation when ``use_pre_norm=False``)
+    and targets the gradient magnitudes ``y^l = sum |dL/dz^l|`` (always of ``z``). The
+    score of ``i -> j`` is
+
+    - ``'corr'``: the Pearson correlation of ``x_i^{l-1}`` with ``y_j^l``;
+    - ``'partial'``: their partial correlation given ``x_{S_j \\ {i}}^{l-1}``, the
+      activations of ``j``'s function parents in ``data`` (ridge on their block);
+
+    combined over the pairs by ``layer_agg`` (``'mean'`` / ``'max'`` over the pairs where
+    it is defined; 0 where no pair defines it, e.g. for a node whose activation is
+    constant). p-values: one-sided Fisher-z test of a positive association,
+    ``z = atanh(r) sqrt(n - 3 - |S_j \\ {i}|)``, ``p = 1 - Phi(z)``; BH q-values.
+
+    Args:
+        model: a trained :class:`~gsnn_edges.nn.GSNN` (at least 2 layers, no checkpointing).
+        data: the graph the model was built on (``node_names_dict``, ``edge_index_dict``).
+        aggregator: ``'sum'``, ``'max'``, ``'mean'`` or ``'l2'``.
+        use_pre_norm: take activation magnitudes from ``z`` (else from the activation
+            after norm/nonlinearity).
+        score: ``'corr'`` or ``'partial'``.
+        layer_agg: ``'mean'`` or ``'max'``.
+        ridge: added to the diagonal of the parents' correlation block (``'partial'``).
+        device: where batches are moved and statistics kept (default: the model's
+            device; the model itself is not moved).
+
+    Shapes:
+        score_matrix(): ``[N, N]``, ``S[i, j]`` scores ``function_i -> function_j``.
+
+    Raises:
+        ValueError: unknown ``aggregator`` / ``score`` / ``layer_agg``, negative
+            ``ridge``, a model with ``checkpoint=True`` or fewer than 2 layers, or a graph
+            whose function-node count differs from the model's.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data,
+        *,
+        aggregator: str = "sum",
+        use_pre_norm: bool = True,
+        score: str = "corr",
+        layer_agg: str = "mean",
+        ridge: float = 1e-6,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.aggregator = check_aggregators((aggregator,))[0]
+        if score not in SCORES:
+            raise ValueError(f"unknown score {score!r}; choose from {SCORES}")
+        if layer_agg not in LAYER_AGGS:
+            raise ValueError(f"unknown layer_agg {layer_agg!r}; choose from {LAYER_AGGS}")
+        if ridge < 0:
+            raise ValueError(f"ridge must be >= 0, got {ridge}")
+        _check_model(model)
+        self.names = list(data.node_names_dict["function"])
+        n = model.n_function
+        if len(self.names) != n:
+            raise ValueError(f"data has {len(self.names)} function nodes but the model has {n}")
+        self.model, self.data = model, data
+        self.use_pre_norm, self.score = use_pre_norm, score
+        self.layer_agg, self.ridge = layer_agg, ridge
+        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.in_graph = function_edge_mask(data, n)
+        self.moments = PairMoments(len(model.ResBlocks) - 1, n, full=score == "partial")
+        self.moments.to(self.device)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss
+    ) -> MagnitudeEdgeInferer:
+        """Stream the magnitude moments over ``loader`` (statistics are reset first).
+
+        Each batch runs one forward and one backward pass in eval mode. Gradients are
+        taken with :func:`torch.autograd.grad` with respect to the cached ``z`` only, so
+        the model's parameters and their ``.grad`` are untouched. They are multiplied by
+        the batch size, i.e. they are per-sample gradients when ``loss_fn`` averages over
+        the batch (as the default does), so batches of different sizes pool consistently.
+
+        Args:
+            loader: yields ``(x, y, ...)`` batches, ``x: [B, n_inputs]``, ``y: [B, n_outputs]``.
+            loss_fn: the training loss ``loss_fn(yhat, y) -> scalar``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: the loader yields no batch.
+        """
+        self.moments.reset()
+        with _probe_mode(self.model):
+            for batch in loader:
+                X, Y = self._batch_magnitudes(batch[0], batch[1], loss_fn)
+                self.moments.update(X, Y)
+        if float(self.moments.n) == 0:
+            raise ValueError("loader yielded no batch; nothing to fit")
+        return self
+
+    def _batch_magnitudes(self, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[Tensor, Tensor]:
+        """Features ``x^{l-1}`` and targets ``y^l`` of one batch, ``[P, B, N]`` each."""
+        x = x.to(self.device).detach().requires_grad_(True)  # keeps z in the graph
+        y = y.to(self.device)
+        model, n, groups = self.model, self.model.n_function, self.model.channel_groups
+        with torch.enable_grad():
+            loss = loss_fn(model(x), y)
+            z = block_tensors(model, use_pre_norm=True)
+            grads = torch.autograd.grad(loss, z[1:])
+        acts = block_tensors(model, self.use_pre_norm)[:-1]
+        a = torch.stack([t.detach() for t in acts])  # [P, B, C]
+        g = torch.stack(grads) * x.shape[0]
+        feats = node_magnitudes(a, groups, n, (self.aggregator,))[0]
+        targets = node_magnitudes(g, groups, n, ("sum",))[0]
+        return feats, targets
+
+    # ------------------------------------------------------------------ scoring
+    def _per_pair(self) -> tuple[Tensor, Tensor]:
+        if float(self.moments.n) == 0:
+            raise RuntimeError("call fit(loader) before scoring")
+        parents = None
+        if self.score == "partial":
+            parents = torch.as_tensor(self.in_graph, device=self.device)
+        return self.moments.compute(parents=parents, ridge=self.ridge)
+
+    def score_matrix(self) -> Tensor:
+        """Combined (partial) correlations, float64 ``[N, N]``; ``S[i, j]`` scores ``i -> j``.
+
+        Raises:
+            RuntimeError: before :meth:`fit`.
+        """
+        return combine_pairs(self._per_pair()[0], self.layer_agg)
+
+    def p_values(self) -> Tensor:
+        """One-sided Fisher-z p-values of the score matrix, ``[N, N]``."""
+        r, k = self._per_pair()
+        return fisher_z_pvalues(combine_pairs(r, self.layer_agg), float(self.moments.n), k)
+
+    def evaluate(self, *, exclude_self: bool = True) -> pd.DataFrame:
+        """All scored pairs sorted by score, descending.
+
+        Returns:
+            DataFrame with columns ``src_func, dst_func, src_idx, dst_idx, corr,
+            has_edge, p_value, q_value`` (``N (N - 1)`` rows with ``exclude_self``).
+        """
+        r, k = self._per_pair()
+        scores = combine_pairs(r, self.layer_agg)
+        p = fisher_z_pvalues(scores, float(self.moments.n), k)
+        return edge_table(
+            scores.cpu().numpy(),
+            self.names,
+            self.in_graph,
+            p.cpu().numpy(),
+            exclude_self=exclude_self,
+            score_col="corr",
+        )
+
+    def evaluate_against(
+        self,
+        positive_edges: Iterable[Sequence[str]],
+        *,
+        top_k: Sequence[int] = (1, 3, 5),
+        exclude: Iterable[Sequence[str]] | None = None,
+    ) -> dict[str, float]:
+        """AUC / MRR / top@k of held-out ``(src, dst)`` function-node name pairs.
+
+        See :func:`gsnn_edges.metrics.score_matrix_metrics`; in-graph pairs come from
+        ``data`` and are not counted as negatives.
+        """
+        pos = pair_indices(positive_edges, self.names, "positive edge")
+        exc = pair_indices(exclude or (), self.names, "excluded edge")
+        S = self.score_matrix().cpu().numpy()
+        return score_matrix_metrics(S, self.in_graph, pos, exclude=exc, top_k=top_k)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(nodes={len(self.names)}, "
+            f"pairs={self.moments.n_pairs}, aggregator={self.aggregator!r}, "
+            f"score={self.score!r}, layer_agg={self.layer_agg!r}, rows={int(self.moments.n)})"
+        )
+
+
+def _check_model(model: nn.Module) -> None:
+    if getattr(model, "checkpoint", False):
+        raise ValueError(
+            "model has checkpoint=True; gradient checkpointing recomputes blocks and "
+            "loses the cached activations the inferer needs"
+        )
+    n_layers = len(model.ResBlocks)
+    if n_layers < 2:
+        raise ValueError(f"model needs at least 2 layers (adjacent block pairs), got {n_layers}")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")
+
+
+__all__ = ["SCORES", "MagnitudeEdgeInferer"]

@@ -1,0 +1,110 @@
+"""Artifact store: files under the data dir, each written atomically (tmp + os.replace)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gsnn_edges.service.jsonsafe import to_jsonable
+
+JOB_FILES = {
+    "weights": "W.npy",
+    "nodes": "nodes.json",
+    "edges": "edges.parquet",
+    "metrics": "metrics.json",
+    "model": "model.pt",
+    "regressor": "regressor.pt",
+}
+
+
+class ArtifactStore:
+    """Graph JSON, dataset Parquet and job results below ``root``.
+
+    Layout: ``graphs/<id>.json``, ``datasets/<id>.parquet``, ``jobs/<id>/<file>``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    # --- low level ------------------------------------------------------------------
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        """Write ``data`` to ``rel`` atomically: readers see the old file or the new one."""
+        target = self.path(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
+    def delete(self, rel: str) -> None:
+        target = self.path(rel)
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        """Raise if the store cannot write and remove a probe file."""
+        self.write_bytes(".probe", b"ok")
+        self.delete(".probe")
+
+    # --- typed helpers --------------------------------------------------------------
+
+    def write_json(self, rel: str, obj: Any) -> Path:
+        text = json.dumps(to_jsonable(obj), separators=(",", ":"), allow_nan=False)
+        return self.write_bytes(rel, text.encode())
+
+    def read_json(self, rel: str) -> Any:
+        return json.loads(self.read_bytes(rel))
+
+    def write_parquet(self, rel: str, frame: pd.DataFrame) -> Path:
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return self.write_bytes(rel, buf.getvalue())
+
+    def read_parquet(self, rel: str, columns: list[str] | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self.path(rel), columns=columns)
+
+    def write_npy(self, rel: str, array: np.ndarray) -> Path:
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        return self.write_bytes(rel, buf.getvalue())
+
+    def read_npy(self, rel: str) -> np.ndarray:
+        return np.load(self.path(rel), allow_pickle=False)
+
+    # --- names ----------------------------------------------------------------------
+
+    @staticmethod
+    def graph_key(graph_id: str) -> str:
+        return f"graphs/{graph_id}.json"
+
+    @staticmethod
+    def dataset_key(dataset_id: str) -> str:
+        return f"datasets/{dataset_id}.parquet"
+
+    @staticmethod
+    def job_key(job_id: str, what: str) -> str:
+        return f"jobs/{job_id}/{JOB_FILES[what]}"

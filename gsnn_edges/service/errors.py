@@ -1,0 +1,44 @@
+"""Domain errors of the service; ``api/errors.py`` maps them to HTTP in one place."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class. ``errors`` holds ``{loc, msg}`` items for field-level problems."""
+
+    def __init__(self, message: str, errors: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+class NotFoundError(ServiceError):
+    """The resource does not exist or belongs to another tenant."""
+
+
+class InvalidInputError(ServiceError):
+    """The request is well formed but its content cannot be used."""
+
+
+class ConflictError(ServiceError):
+    """The resource is not in a state that allows the operation."""
+
+
+class ResultNotReadyError(ConflictError):
+    """Results were requested before the job succeeded."""
+
+
+class IdempotencyMismatchError(ServiceError):
+    """An Idempotency-Key was reused with a different request body."""
+
+
+class PayloadTooLargeError(ServiceError):
+    """An upload exceeds the configured size limit."""
+
+
+class ServiceUnavailableError(ServiceError):
+    """A backing service (database, broker) is unreachable."""
+
+
+class AuthenticationError(ServiceError):
+    """Missing or unknown API key."""

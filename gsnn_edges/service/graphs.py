@@ -1,0 +1,55 @@
+"""Graph service: create, fetch and list prior-knowledge graphs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gsnn_edges.service import repository as repo
+from gsnn_edges.service.context import ServiceContext, new_id
+from gsnn_edges.service.errors import InvalidInputError, NotFoundError
+from gsnn_edges.service.models import Graph
+
+
+def create_graph(ctx: ServiceContext, tenant: str, name: str | None, content: dict) -> Graph:
+    """Validate a graph, store its JSON, then record it.
+
+    Args:
+        content: ``{"nodes": {type: [names]}, "edges": [[src, dst], ...]}``.
+
+    Raises:
+        InvalidInputError: the graph is malformed (message names the node or edge).
+    """
+    from gsnn_edges.graph import GraphValidationError, GSNNGraph
+
+    try:
+        graph = GSNNGraph.from_json(content)
+    except GraphValidationError as exc:
+        raise InvalidInputError(str(exc), [{"loc": ["body"], "msg": str(exc)}]) from exc
+    row = Graph(id=new_id("gr"), tenant=tenant, name=name, counts=graph.counts())
+    key = ctx.store.graph_key(row.id)
+    ctx.store.write_json(key, graph.to_json())
+    try:
+        with ctx.db.session() as session:
+            return repo.add_graph(session, row)
+    except BaseException:
+        ctx.store.delete(key)
+        raise
+
+
+def get_graph(ctx: ServiceContext, tenant: str, graph_id: str) -> Graph:
+    """Raises NotFoundError when absent or owned by another tenant."""
+    with ctx.db.session() as session:
+        row = repo.get_graph(session, tenant, graph_id)
+    if row is None:
+        raise NotFoundError(f"graph {graph_id!r} not found")
+    return row
+
+
+def graph_content(ctx: ServiceContext, graph_id: str) -> dict[str, Any]:
+    """Stored ``{"nodes", "edges"}`` JSON of a graph."""
+    return ctx.store.read_json(ctx.store.graph_key(graph_id))
+
+
+def list_graphs(ctx: ServiceContext, tenant: str, limit: int, offset: int) -> tuple[list, int]:
+    with ctx.db.session() as session:
+        return repo.list_graphs(session, tenant, limit, offset)

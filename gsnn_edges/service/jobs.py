@@ -1,0 +1,160 @@
+"""Job service (API side): submit with idempotency, fetch, list and cancel jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from gsnn_edges.service import repository as repo
+from gsnn_edges.service.context import ServiceContext, new_id
+from gsnn_edges.service.errors import (
+    ConflictError,
+    IdempotencyMismatchError,
+    InvalidInputError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from gsnn_edges.service.graphs import graph_content
+from gsnn_edges.service.models import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A submitted job and whether it was an idempotent replay of an earlier request."""
+
+    job: Job
+    replayed: bool
+
+
+def request_hash(graph_id: str, dataset_id: str, spec: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a (defaults-applied) job request."""
+    body = {"graph_id": graph_id, "dataset_id": dataset_id, "spec": spec}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _replay(job: Job, digest: str) -> Submitted:
+    if job.request_hash != digest:
+        raise IdempotencyMismatchError(
+            "this Idempotency-Key was already used with a different request body "
+            f"(job {job.id!r}); use a new key for a new job",
+            [{"loc": ["header", "Idempotency-Key"], "msg": "reused with a different body"}],
+        )
+    return Submitted(job=job, replayed=True)
+
+
+def _invalid(loc: list, msg: str) -> InvalidInputError:
+    return InvalidInputError(msg, [{"loc": loc, "msg": msg}])
+
+
+def validate_job(
+    ctx: ServiceContext, tenant: str, graph_id: str, dataset_id: str, spec: dict[str, Any]
+) -> None:
+    """Check that graph and dataset exist, belong together and accept ``spec``."""
+    from gsnn_edges.graph import GraphValidationError, GSNNGraph
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train import SpecValidationError, validate_spec
+
+    with ctx.db.session() as session:
+        graph = repo.get_graph(session, tenant, graph_id)
+        dataset = repo.get_dataset(session, tenant, dataset_id)
+    if graph is None:
+        raise _invalid(["body", "graph_id"], f"graph {graph_id!r} not found")
+    if dataset is None:
+        raise _invalid(["body", "dataset_id"], f"dataset {dataset_id!r} not found")
+    if dataset.graph_id != graph_id:
+        raise _invalid(
+            ["body", "dataset_id"],
+            f"dataset {dataset_id!r} belongs to graph {dataset.graph_id!r}, not {graph_id!r}",
+        )
+    try:
+        validate_spec(GSNNGraph.from_json(graph_content(ctx, graph_id)), TrainSpec.from_dict(spec))
+    except (SpecValidationError, GraphValidationError) as exc:
+        raise _invalid(["body", *getattr(exc, "loc", ())], str(exc)) from exc
+
+
+def submit_job(
+    ctx: ServiceContext,
+    tenant: str,
+    graph_id: str,
+    dataset_id: str,
+    spec: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Validate, record and enqueue a training job.
+
+    The same ``idempotency_key`` with the same request returns the first job; with a
+    different request it raises :class:`IdempotencyMismatchError`.
+    """
+    digest = request_hash(graph_id, dataset_id, spec)
+    if idempotency_key is not None:
+        with ctx.db.session() as session:
+            existing = repo.find_job_by_idempotency_key(session, tenant, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    validate_job(ctx, tenant, graph_id, dataset_id, spec)
+    job = Job(
+        id=new_id("job"),
+        tenant=tenant,
+        graph_id=graph_id,
+        dataset_id=dataset_id,
+        status="queued",
+        spec=spec,
+        attempts=0,
+        cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+    with ctx.db.session() as session:
+        try:
+            job = repo.add_job(session, job)
+        except repo.DuplicateIdempotencyKey:
+            existing = repo.find_job_by_idempotency_key(session, tenant, idempotency_key or "")
+            return _replay(existing, digest)
+    _enqueue(ctx, job.id)
+    return Submitted(job=get_job(ctx, tenant, job.id), replayed=False)
+
+
+def _enqueue(ctx: ServiceContext, job_id: str) -> None:
+    try:
+        ctx.enqueue(job_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure
+        log.exception("could not enqueue job %s", job_id)
+        error = {"type": "BrokerUnavailable", "message": f"could not queue the job: {exc}"}
+        with ctx.db.session() as session:
+            repo.fail_queued(session, job_id, error)
+        raise ServiceUnavailableError(f"the job queue is unavailable: {exc}") from exc
+
+
+def get_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
+    with ctx.db.session() as session:
+        job = repo.get_job(session, tenant, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id!r} not found")
+    return job
+
+
+def list_jobs(
+    ctx: ServiceContext, tenant: str, limit: int, offset: int, status: str | None = None
+) -> tuple[list, int]:
+    with ctx.db.session() as session:
+        return repo.list_jobs(session, tenant, limit, offset, status)
+
+
+def cancel_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
+    """Cancel a queued job now, or ask a running one to stop at its next epoch boundary.
+
+    Raises:
+        ConflictError: the job already succeeded or failed.
+    """
+    job = get_job(ctx, tenant, job_id)
+    if job.status in ("succeeded", "failed"):
+        raise ConflictError(f"job {job_id!r} already {job.status}; it cannot be cancelled")
+    with ctx.db.session() as session:
+        repo.request_cancel(session, job_id)
+    return get_job(ctx, tenant, job_id)

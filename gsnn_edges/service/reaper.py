@@ -1,0 +1,75 @@
+"""The stale-job reaper: no job stays ``running`` after its worker died.
+
+A running job whose heartbeat is older than ``stale_after_s`` lost its worker (killed,
+out of memory, machine gone). The reaper drops the claim and re-queues it while
+``attempts < max_attempts`` (status stays ``running``, so it only moves forward), and
+otherwise fails it with a reason. A job whose cancellation was requested is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from gsnn_edges.service import repository as repo
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _lost_error(ctx: ServiceContext, attempts: int) -> dict[str, str]:
+    s = ctx.settings
+    return {
+        "type": "WorkerLost",
+        "message": f"the worker stopped sending heartbeats for over {s.stale_after_s:g} s "
+        f"on each of {attempts} attempt(s) (max {s.max_attempts}); the job was given up. "
+        "Check the worker logs (killed, out of memory, or time limit?) and resubmit.",
+    }
+
+
+def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[str, int]:
+    """One reaper pass. Safe to run concurrently from several processes.
+
+    Returns:
+        Counts of ``requeued``, ``failed`` and ``cancelled`` jobs.
+    """
+    cutoff = (now or utcnow()) - timedelta(seconds=ctx.settings.stale_after_s)
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    with ctx.db.session() as session:
+        stale_jobs = repo.find_stale_jobs(session, cutoff)
+    for stale in stale_jobs:
+        with ctx.db.session() as session:
+            if stale.cancel_requested:
+                done = repo.end_stale(session, stale, cutoff, "cancelled", None)
+                counts["cancelled"] += done
+            elif stale.claim_token is not None and stale.attempts >= ctx.settings.max_attempts:
+                error = _lost_error(ctx, stale.attempts)
+                counts["failed"] += repo.end_stale(session, stale, cutoff, "failed", error)
+            elif repo.release_stale(session, stale, cutoff):
+                log.warning("re-queueing job %s (attempt %d lost)", stale.id, stale.attempts)
+                ctx.enqueue(stale.id)
+                counts["requeued"] += 1
+    return counts
+
+
+class ReaperThread(threading.Thread):
+    """Daemon thread running :func:`reap_stale_jobs` every ``reaper_interval_s``."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(name="gsnn-edges-reaper", daemon=True)
+        self.ctx = ctx
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.ctx.settings.reaper_interval_s):
+            try:
+                counts = reap_stale_jobs(self.ctx)
+                if any(counts.values()):
+                    log.info("reaper: %s", counts)
+            except Exception:  # noqa: BLE001 - the loop must survive transient errors
+                log.exception("reaper pass failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,269 @@
+"""All persistence of the service. Only this module commits sessions.
+
+Job status transitions are conditional ``UPDATE`` statements so that status only moves
+forward (queued -> running -> succeeded | failed | cancelled, queued -> cancelled) and
+concurrent workers, reapers and API calls cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gsnn_edges.service.models import Dataset, Graph, Job, utcnow
+
+
+class DuplicateIdempotencyKey(Exception):
+    """Insert raced with another request that used the same Idempotency-Key."""
+
+
+def _page(session: Session, stmt, limit: int, offset: int) -> tuple[list, int]:  # noqa: ANN001
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    items = list(session.scalars(stmt.limit(limit).offset(offset)))
+    return items, int(total)
+
+
+# --- graphs -------------------------------------------------------------------------
+
+
+def add_graph(session: Session, graph: Graph) -> Graph:
+    session.add(graph)
+    session.commit()
+    return graph
+
+
+def get_graph(session: Session, tenant: str, graph_id: str) -> Graph | None:
+    return session.scalar(select(Graph).where(Graph.id == graph_id, Graph.tenant == tenant))
+
+
+def list_graphs(session: Session, tenant: str, limit: int, offset: int) -> tuple[list, int]:
+    stmt = select(Graph).where(Graph.tenant == tenant).order_by(Graph.created_at, Graph.id)
+    return _page(session, stmt, limit, offset)
+
+
+# --- datasets -----------------------------------------------------------------------
+
+
+def add_dataset(session: Session, dataset: Dataset) -> Dataset:
+    session.add(dataset)
+    session.commit()
+    return dataset
+
+
+def get_dataset(session: Session, tenant: str, dataset_id: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == tenant))
+
+
+def list_datasets(
+    session: Session, tenant: str, limit: int, offset: int, graph_id: str | None = None
+) -> tuple[list, int]:
+    stmt = select(Dataset).where(Dataset.tenant == tenant)
+    if graph_id is not None:
+        stmt = stmt.where(Dataset.graph_id == graph_id)
+    return _page(session, stmt.order_by(Dataset.created_at, Dataset.id), limit, offset)
+
+
+# --- jobs: API side -----------------------------------------------------------------
+
+
+def add_job(session: Session, job: Job) -> Job:
+    """Insert a job.
+
+    Raises:
+        DuplicateIdempotencyKey: another job of the tenant already holds the key.
+    """
+    session.add(job)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if job.idempotency_key is not None:
+            raise DuplicateIdempotencyKey(job.idempotency_key) from exc
+        raise
+    return job
+
+
+def get_job(session: Session, tenant: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant == tenant))
+
+
+def load_job(session: Session, job_id: str) -> Job | None:
+    """A job by id regardless of tenant (worker side)."""
+    session.expire_all()
+    return session.get(Job, job_id)
+
+
+def find_job_by_idempotency_key(session: Session, tenant: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == key))
+
+
+def list_jobs(
+    session: Session, tenant: str, limit: int, offset: int, status: str | None = None
+) -> tuple[list, int]:
+    stmt = select(Job).where(Job.tenant == tenant)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    return _page(session, stmt.order_by(Job.created_at, Job.id), limit, offset)
+
+
+def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:
+    result = session.execute(update(Job).where(Job.id == job_id, *where).values(**values))
+    session.commit()
+    return result.rowcount == 1
+
+
+def request_cancel(session: Session, job_id: str) -> None:
+    """Cancel a queued or unclaimed job now; flag a claimed running job for its worker."""
+    now = utcnow()
+    _update(session, job_id, [Job.status == "queued"], status="cancelled", finished_at=now)
+    _update(
+        session,
+        job_id,
+        [Job.status == "running", Job.claim_token.is_(None)],
+        status="cancelled",
+        finished_at=now,
+    )
+    _update(session, job_id, [Job.status == "running"], cancel_requested=True)
+
+
+def fail_queued(session: Session, job_id: str, error: dict) -> bool:
+    """Fail a job that never started (e.g. the broker refused it)."""
+    return _update(
+        session,
+        job_id,
+        [Job.status == "queued"],
+        status="failed",
+        error=error,
+        finished_at=utcnow(),
+    )
+
+
+def count_jobs_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: int(n) for status, n in rows}
+
+
+# --- jobs: worker side --------------------------------------------------------------
+
+
+def claim_job(session: Session, job_id: str, token: str, device: str | None) -> bool:
+    """Atomically take a queued (or released running) job; False if not claimable."""
+    now = utcnow()
+    claimable = (Job.status == "queued") | ((Job.status == "running") & Job.claim_token.is_(None))
+    return _update(
+        session,
+        job_id,
+        [claimable, Job.cancel_requested.is_(False)],
+        status="running",
+        claim_token=token,
+        attempts=Job.attempts + 1,
+        heartbeat_at=now,
+        started_at=func.coalesce(Job.started_at, now),
+        device=device,
+    )
+
+
+def _owned(token: str) -> list:
+    return [Job.status == "running", Job.claim_token == token]
+
+
+def heartbeat(session: Session, job_id: str, token: str) -> bool:
+    """Refresh the heartbeat; False when the claim was lost."""
+    return _update(session, job_id, _owned(token), heartbeat_at=utcnow())
+
+
+def save_progress(session: Session, job_id: str, token: str, progress: dict) -> bool:
+    return _update(session, job_id, _owned(token), progress=progress, heartbeat_at=utcnow())
+
+
+@dataclass(frozen=True)
+class ControlState:
+    """What a running worker must know at an epoch boundary."""
+
+    owned: bool
+    cancel_requested: bool
+
+
+def control_state(session: Session, job_id: str, token: str) -> ControlState:
+    row = session.execute(
+        select(Job.status, Job.claim_token, Job.cancel_requested).where(Job.id == job_id)
+    ).one_or_none()
+    session.rollback()  # end the read transaction so the next poll sees fresh data
+    if row is None:
+        return ControlState(owned=False, cancel_requested=False)
+    owned = row.status == "running" and row.claim_token == token
+    return ControlState(owned=owned, cancel_requested=bool(row.cancel_requested))
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    token: str,
+    status: str,
+    *,
+    error: dict | None = None,
+    device: str | None = None,
+) -> bool:
+    """Move an owned running job to a terminal status; False when the claim was lost."""
+    values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
+    if device is not None:
+        values["device"] = device
+    return _update(session, job_id, _owned(token), **values)
+
+
+# --- jobs: reaper -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaleJob:
+    id: str
+    claim_token: str | None
+    attempts: int
+    cancel_requested: bool
+
+
+def find_stale_jobs(session: Session, cutoff: datetime) -> list[StaleJob]:
+    """Running jobs whose heartbeat is older than ``cutoff``."""
+    rows = session.execute(
+        select(Job.id, Job.claim_token, Job.attempts, Job.cancel_requested).where(
+            Job.status == "running", Job.heartbeat_at < cutoff
+        )
+    ).all()
+    session.rollback()
+    return [StaleJob(r.id, r.claim_token, int(r.attempts), bool(r.cancel_requested)) for r in rows]
+
+
+def _stale(stale: StaleJob, cutoff: datetime) -> list:
+    token = (
+        Job.claim_token.is_(None)
+        if stale.claim_token is None
+        else (Job.claim_token == stale.claim_token)
+    )
+    return [Job.status == "running", token, Job.heartbeat_at < cutoff]
+
+
+def release_stale(session: Session, stale: StaleJob, cutoff: datetime) -> bool:
+    """Drop a lost worker's claim so the job can be claimed again (status stays running)."""
+    return _update(
+        session, stale.id, _stale(stale, cutoff), claim_token=None, heartbeat_at=utcnow()
+    )
+
+
+def end_stale(
+    session: Session, stale: StaleJob, cutoff: datetime, status: str, error: dict | None
+) -> bool:
+    """Fail (or cancel) a lost job that must not run again."""
+    return _update(
+        session,
+        stale.id,
+        _stale(stale, cutoff),
+        status=status,
+        error=error,
+        finished_at=utcnow(),
+        claim_token=None,
+    )

@@ -1,0 +1,113 @@
+"""Result service: scored edges, W, metrics and evaluation of a succeeded job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
+from gsnn_edges.service.jobs import get_job
+
+EDGE_COLUMNS = ["src", "dst", "score", "p_value", "q_value", "has_edge"]
+
+
+@dataclass(frozen=True)
+class EdgeQuery:
+    """Filters of ``GET /v1/jobs/{id}/edges``."""
+
+    src: str | None = None
+    dst: str | None = None
+    min_score: float | None = None
+    max_q_value: float | None = None
+    candidates_only: bool = True
+
+
+def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> None:
+    """Raises NotFoundError, or ResultNotReadyError unless the job succeeded."""
+    job = get_job(ctx, tenant, job_id)
+    if job.status != "succeeded":
+        hint = (
+            "poll GET /v1/jobs/{id} until it has"
+            if job.status in ("queued", "running")
+            else ("it will not produce results; see its error")
+        )
+        raise ResultNotReadyError(
+            f"job {job_id!r} is {job.status}; results exist only once it has succeeded ({hint})"
+        )
+
+
+def _edge_table(ctx: ServiceContext, job_id: str) -> pd.DataFrame:
+    frame = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
+    frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
+    for col in ("p_value", "q_value"):
+        if col not in frame.columns:
+            frame[col] = np.nan
+    return frame
+
+
+def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> pd.DataFrame:
+    """Filtered edge table (columns :data:`EDGE_COLUMNS`), sorted by score descending."""
+    require_succeeded(ctx, tenant, job_id)
+    frame = _edge_table(ctx, job_id)
+    keep = np.ones(len(frame), dtype=bool)
+    if q.src is not None:
+        keep &= (frame["src"] == q.src).to_numpy()
+    if q.dst is not None:
+        keep &= (frame["dst"] == q.dst).to_numpy()
+    if q.min_score is not None:
+        keep &= (frame["score"] >= q.min_score).to_numpy()
+    if q.max_q_value is not None:
+        keep &= (frame["q_value"] <= q.max_q_value).to_numpy()
+    if q.candidates_only:
+        keep &= ~frame["has_edge"].to_numpy(bool)
+    out = frame.loc[keep, EDGE_COLUMNS]
+    return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[bytes]:
+    """CSV of ``frame`` in chunks (header first) for a streamed response."""
+    yield (",".join(frame.columns) + "\n").encode()
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start : start + chunk_rows]
+        yield part.to_csv(index=False, header=False).encode()
+
+
+def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[str], np.ndarray]:
+    """Function node names and ``W`` (``[N, N]``, ``W[i, j]`` scores ``nodes[i] -> nodes[j]``)."""
+    require_succeeded(ctx, tenant, job_id)
+    nodes = ctx.store.read_json(ctx.store.job_key(job_id, "nodes"))
+    return nodes, ctx.store.read_npy(ctx.store.job_key(job_id, "weights"))
+
+
+def weights_npy_bytes(ctx: ServiceContext, tenant: str, job_id: str) -> bytes:
+    require_succeeded(ctx, tenant, job_id)
+    return ctx.store.read_bytes(ctx.store.job_key(job_id, "weights"))
+
+
+def load_metrics(ctx: ServiceContext, tenant: str, job_id: str) -> dict:
+    require_succeeded(ctx, tenant, job_id)
+    return ctx.store.read_json(ctx.store.job_key(job_id, "metrics"))
+
+
+def evaluate(
+    ctx: ServiceContext, tenant: str, job_id: str, positive_edges: list, top_k: list[int]
+) -> dict:
+    """Score held-out ``positive_edges`` against the stored edge table.
+
+    Raises:
+        InvalidInputError: an edge names an unknown function node.
+    """
+    from gsnn_edges.metrics import edge_table_metrics
+
+    require_succeeded(ctx, tenant, job_id)
+    table = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
+    try:
+        _, summary = edge_table_metrics(table, positive_edges, top_k=tuple(top_k))
+    except ValueError as exc:
+        msg = str(exc)
+        raise InvalidInputError(msg, [{"loc": ["body", "positive_edges"], "msg": msg}]) from exc
+    return summary

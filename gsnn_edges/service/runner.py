@@ -1,0 +1,143 @@
+"""Job service (worker side): claim a job, train it, store results, record the outcome.
+
+Used by the Celery task ``gsnn_edges.run_job``; torch is imported only in here, lazily,
+inside the process that trains.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import secrets
+from typing import Any
+
+from gsnn_edges.service import repository as repo
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.graphs import graph_content
+from gsnn_edges.service.heartbeat import Heartbeat
+from gsnn_edges.service.jsonsafe import to_jsonable
+from gsnn_edges.service.models import TERMINAL_STATUSES, Job
+
+log = logging.getLogger(__name__)
+PROGRESS_KEYS = ("epoch", "epochs", "train_loss", "aux_loss", "val_auc", "val_mrr", "best_epoch")
+
+
+class ClaimLost(Exception):
+    """Another worker (or the reaper) took the job over; stop without writing."""
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def run_job(ctx: ServiceContext, job_id: str) -> str:
+    """Run one job to a terminal status. Idempotent: a job it cannot claim is a no-op.
+
+    Returns:
+        The outcome: ``succeeded``, ``failed``, ``cancelled``, ``skipped`` or ``lost``.
+    """
+    with ctx.db.session() as session:
+        job = repo.load_job(session, job_id)
+    if job is None or job.status in TERMINAL_STATUSES:
+        log.info("job %s: nothing to do (%s)", job_id, "missing" if job is None else job.status)
+        return "skipped"
+    token = secrets.token_hex(16)
+    device = resolve_device((job.spec.get("training") or {}).get("device", "auto"))
+    with ctx.db.session() as session:
+        if not repo.claim_job(session, job_id, token, device):
+            log.info("job %s: already claimed or cancelled", job_id)
+            return "skipped"
+    with Heartbeat(ctx, job_id, token):
+        return _run_claimed(ctx, job, token)
+
+
+def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
+    from gsnn_edges.train import TrainingCancelled
+
+    try:
+        device = _train_and_store(ctx, job, token)
+        status, error = "succeeded", None
+    except ClaimLost:
+        log.warning("job %s: claim lost, stopping without writing", job.id)
+        return "lost"
+    except TrainingCancelled:
+        status, error, device = "cancelled", None, None
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded for the user
+        log.exception("job %s failed", job.id)
+        status, error, device = "failed", _error_payload(ctx, exc), None
+    with ctx.db.session() as session:
+        if not repo.finish_job(session, job.id, token, status, error=error, device=device):
+            return "lost"
+    return status
+
+
+def _error_payload(ctx: ServiceContext, exc: BaseException) -> dict[str, str]:
+    kind = type(exc).__name__
+    if kind == "SoftTimeLimitExceeded":
+        limit = ctx.settings.job_time_limit_s
+        return {"type": "TimeLimitExceeded", "message": f"the job ran longer than {limit} s"}
+    return {"type": kind, "message": str(exc) or kind}
+
+
+def _callbacks(ctx: ServiceContext, job_id: str, token: str) -> tuple[Any, Any]:
+    def on_epoch(info: dict) -> None:
+        progress = to_jsonable({k: info.get(k) for k in PROGRESS_KEYS})
+        with ctx.db.session() as session:
+            if not repo.save_progress(session, job_id, token, progress):
+                raise ClaimLost(job_id)
+
+    def should_stop() -> bool:
+        with ctx.db.session() as session:
+            state = repo.control_state(session, job_id, token)
+        if not state.owned:
+            raise ClaimLost(job_id)
+        return state.cancel_requested
+
+    return on_epoch, should_stop
+
+
+def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
+    from gsnn_edges.graph import GSNNGraph
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train import train_joint
+
+    graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
+    data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
+    spec = TrainSpec.from_dict(job.spec)
+    on_epoch, should_stop = _callbacks(ctx, job.id, token)
+    if should_stop():  # cancelled between claim and start
+        raise _cancelled()
+    result = train_joint(graph, data, spec, on_epoch=on_epoch, should_stop=should_stop)
+    store_results(ctx, job.id, result)
+    return result.device
+
+
+def _cancelled() -> Exception:
+    from gsnn_edges.train import TrainingCancelled
+
+    return TrainingCancelled("cancelled before training started")
+
+
+def store_results(ctx: ServiceContext, job_id: str, result: Any) -> None:
+    """Write W, node names, the edge table, metrics and model states of a TrainResult."""
+    import numpy as np
+    import torch
+
+    store, key = ctx.store, ctx.store.job_key
+    store.write_npy(key(job_id, "weights"), np.asarray(result.weights, dtype=np.float32))
+    store.write_json(key(job_id, "nodes"), list(result.node_names))
+    store.write_parquet(key(job_id, "edges"), result.edges.reset_index(drop=True))
+    metrics = dict(result.metrics)
+    metrics.setdefault("best_epoch", result.best_epoch)
+    metrics.setdefault("history", result.history)
+    metrics.setdefault("device", result.device)
+    store.write_json(key(job_id, "metrics"), metrics)
+    for what, state in (("model", result.model_state), ("regressor", result.regressor_state)):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        store.write_bytes(key(job_id, what), buf.getvalue())

@@ -1,0 +1,88 @@
+"""The one settings class of the service; nothing else reads ``os.environ``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_TENANT = "local"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, read from ``GSNN_EDGES_*`` environment variables.
+
+    Model and training hyperparameters are job spec fields, never settings.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GSNN_EDGES_", extra="ignore")
+
+    data_dir: Path = Field(Path("./data"), description="Artifacts and embedded state.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite file in the data dir."
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker; default kombu filesystem transport in the data dir."
+    )
+    api_keys: str = Field("", description="Comma separated tenant:key pairs.")
+    max_upload_mb: float = Field(100.0, gt=0, description="Request body size limit (MiB).")
+    job_time_limit_s: int = Field(24 * 3600, gt=0, description="Hard limit for one job.")
+    heartbeat_interval_s: float = Field(10.0, gt=0, description="Worker heartbeat period.")
+    stale_after_s: float = Field(120.0, gt=0, description="Heartbeat age that marks a job lost.")
+    max_attempts: int = Field(3, ge=1, description="Claims before a lost job is failed.")
+    reaper_interval_s: float = Field(30.0, gt=0, description="Period of the stale-job reaper.")
+    queue_name: str = Field("gsnn_edges", description="Celery queue of training jobs.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Database URL, defaulting to ``sqlite:///<data_dir>/gsnn_edges.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'gsnn_edges.db'}"
+
+    @property
+    def broker_folder(self) -> Path:
+        """Folder of the embedded filesystem broker."""
+        return self.data_dir.resolve() / "broker"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """Broker URL, defaulting to the kombu filesystem transport."""
+        return self.broker_url or "filesystem://"
+
+    @property
+    def is_filesystem_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def tenant_keys(self) -> dict[str, str]:
+        """Map of API key -> tenant parsed from ``api_keys``.
+
+        Raises:
+            ValueError: an entry is not ``tenant:key`` or a key repeats.
+        """
+        keys: dict[str, str] = {}
+        for entry in filter(None, (e.strip() for e in self.api_keys.split(","))):
+            tenant, sep, key = entry.partition(":")
+            if not sep or not tenant.strip() or not key.strip():
+                raise ValueError(f"GSNN_EDGES_API_KEYS entry {entry!r} is not 'tenant:key'")
+            if key.strip() in keys:
+                raise ValueError("GSNN_EDGES_API_KEYS repeats a key")
+            keys[key.strip()] = tenant.strip()
+        return keys
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.tenant_keys)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once from the environment."""
+    return Settings()

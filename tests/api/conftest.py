@@ -1,0 +1,46 @@
+"""API test fixtures: a TestClient on SQLite with a recording job queue."""
+
+from __future__ import annotations
+
+import pytest
+from apihelpers import KEYS, make_client, upload
+
+from gsnn_edges.simulate import converging_tier_graph, simulate_frame
+
+
+@pytest.fixture(scope="session")
+def bench():
+    return converging_tier_graph(6)
+
+
+@pytest.fixture(scope="session")
+def frame(bench):
+    return simulate_frame(bench.partial, 300, seed=0)
+
+
+@pytest.fixture
+def queue() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def client(tmp_path, queue):
+    with make_client(tmp_path, queue) as c:
+        yield c
+
+
+@pytest.fixture
+def auth_client(tmp_path, queue):
+    keys = ",".join(f"{t}:{k}" for t, k in KEYS.items())
+    with make_client(tmp_path, queue, api_keys=keys) as c:
+        yield c
+
+
+@pytest.fixture
+def graph_id(client, bench) -> str:
+    return client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+
+
+@pytest.fixture
+def dataset_id(client, graph_id, frame) -> str:
+    return upload(client, graph_id, frame.to_csv(index=False).encode()).json()["id"]

@@ -1,0 +1,35 @@
+"""Bearer auth and tenant scoping."""
+
+from __future__ import annotations
+
+from apihelpers import assert_problem, bearer, job_body, upload
+
+
+def test_auth_missing_or_wrong_key_is_401(auth_client, bench):
+    resp = auth_client.post("/v1/graphs", json=bench.partial.to_json())
+    body = assert_problem(resp, 401, "missing API key")
+    assert resp.headers["www-authenticate"] == "Bearer" and body["type"]
+    wrong = {"Authorization": "Bearer nope"}
+    assert_problem(auth_client.get("/v1/graphs", headers=wrong), 401, "unknown API key")
+    assert auth_client.get("/v1/graphs", headers=bearer("a")).json()["total"] == 0
+
+
+def test_auth_other_tenants_ids_are_404(auth_client, bench, frame):
+    a, b = bearer("a"), bearer("b")
+    gid = auth_client.post("/v1/graphs", json=bench.partial.to_json(), headers=a).json()["id"]
+    did = upload(auth_client, gid, frame.to_csv(index=False).encode(), headers=a).json()["id"]
+    job = auth_client.post("/v1/jobs", json=job_body(gid, did), headers=a).json()
+    for path in (
+        f"/v1/graphs/{gid}",
+        f"/v1/datasets/{did}",
+        f"/v1/jobs/{job['id']}",
+        f"/v1/jobs/{job['id']}/edges",
+    ):
+        assert_problem(auth_client.get(path, headers=b), 404, "not found")
+    assert_problem(auth_client.post(f"/v1/jobs/{job['id']}/cancel", headers=b), 404, "not")
+    assert auth_client.get("/v1/jobs", headers=b).json()["total"] == 0
+    # b cannot use a's graph for its own dataset or job either
+    resp = upload(auth_client, gid, frame.to_csv(index=False).encode(), headers=b)
+    assert_problem(resp, 422, "not found")
+    assert_problem(auth_client.post("/v1/jobs", json=job_body(gid, did), headers=b), 422, "not")
+    assert auth_client.get("/v1/jobs", headers=a).json()["total"] == 1

@@ -1,0 +1,92 @@
+"""POST/GET /v1/jobs: validation, idempotency, cancel, results before success."""
+
+from __future__ import annotations
+
+import pytest
+from apihelpers import assert_problem, job_body, upload
+
+
+def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, dataset_id):
+    resp = client.post("/v1/jobs", json=job_body(graph_id, dataset_id))
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert resp.headers["location"] == f"/v1/jobs/{job['id']}" and queue == [job["id"]]
+    assert job["status"] == "queued" and job["spec"]["regressor"]["aggregators"] == ["sum", "max"]
+    assert job["spec"]["model"]["channels"] == 4 and job["spec"]["training"]["batch_size"] == 64
+
+
+def test_jobs_idempotency_key_twice_gives_one_job(client, queue, graph_id, dataset_id):
+    body, hdr = job_body(graph_id, dataset_id), {"Idempotency-Key": "abc"}
+    first = client.post("/v1/jobs", json=body, headers=hdr)
+    second = client.post("/v1/jobs", json=body, headers=hdr)
+    assert first.status_code == 202 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"] and len(queue) == 1
+    other = dict(body, training={"epochs": 5})
+    assert_problem(client.post("/v1/jobs", json=other, headers=hdr), 422, "different request")
+    assert client.get("/v1/jobs").json()["total"] == 1
+
+
+CASES = [
+    ({"graph_id": "gr_nope"}, "graph 'gr_nope' not found"),
+    ({"dataset_id": "ds_nope"}, "dataset 'ds_nope' not found"),
+    ({"training": {"epochs": -1}}, "training.epochs"),
+    ({"model": {"norm": "banana"}}, "model.norm"),
+    ({"regressor": {"aggregators": ["median"]}}, "aggregators"),
+    ({"validation": {"edges": [["f0", "f6"]]}}, "f0.*f6|already"),
+    ({"validation": {"edges": [["f0", "zzz"]]}}, "zzz"),
+    ({"validation": {"edges": [["f0", "f7"]], "holdout_fraction": 0.1}}, "exactly one"),
+    ({"extra_field": 1}, "extra_field"),
+]
+
+
+@pytest.mark.parametrize(("change", "pattern"), CASES)
+def test_jobs_bad_submit_is_422_and_not_stored(
+    client, queue, graph_id, dataset_id, change, pattern
+):
+    body = {**job_body(graph_id, dataset_id), **change}
+    assert_problem(client.post("/v1/jobs", json=body), 422, pattern)
+    assert client.get("/v1/jobs").json()["total"] == 0 and queue == []
+
+
+def test_jobs_cancel_queued_job(client, graph_id, dataset_id):
+    job = client.post("/v1/jobs", json=job_body(graph_id, dataset_id)).json()
+    resp = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert resp.status_code == 202 and resp.json()["status"] == "cancelled"
+    assert client.get("/v1/jobs", params={"status": "cancelled"}).json()["total"] == 1
+    assert client.get("/v1/jobs", params={"status": "queued"}).json()["total"] == 0
+
+
+@pytest.mark.parametrize("what", ["edges", "weights", "metrics"])
+def test_jobs_results_before_success_are_409(client, graph_id, dataset_id, what):
+    job = client.post("/v1/jobs", json=job_body(graph_id, dataset_id)).json()
+    assert_problem(client.get(f"/v1/jobs/{job['id']}/{what}"), 409, "queued.*succeeded")
+
+
+def test_jobs_evaluate_before_success_is_409(client, graph_id, dataset_id):
+    job = client.post("/v1/jobs", json=job_body(graph_id, dataset_id)).json()
+    body = {"positive_edges": [["f1", "f7"]]}
+    assert_problem(client.post(f"/v1/jobs/{job['id']}/evaluate", json=body), 409, "queued")
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/jobs/job_x", "/v1/jobs/job_x/edges", "/v1/datasets/ds_x", "/v1/graphs/gr_x"]
+)
+def test_jobs_unknown_ids_are_404(client, path):
+    assert_problem(client.get(path), 404, "not found")
+
+
+def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from gsnn_edges.service.settings import Settings
+
+    dead = Settings(data_dir=tmp_path / "d", broker_url="redis://127.0.0.1:1/0", api_keys="")
+    with TestClient(create_app(dead, run_reaper=False)) as client:
+        gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+        did = upload(client, gid, frame.to_csv(index=False).encode()).json()["id"]
+        resp = client.post("/v1/jobs", json=job_body(gid, did))
+        assert_problem(resp, 503, "job queue is unavailable")
+        jobs = client.get("/v1/jobs").json()["items"]
+        assert [j["status"] for j in jobs] == ["failed"]
+        assert jobs[0]["error"]["type"] == "BrokerUnavailable"

@@ -1,0 +1,28 @@
+"""Health, readiness, Prometheus metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+
+def test_ops_health_ready_and_metrics(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ok" and set(ready["checks"]) == {
+        "database",
+        "broker",
+        "artifact_store",
+    }
+    client.get("/v1/graphs")
+    text = client.get("/metrics").text
+    assert 'gsnn_edges_http_requests_total{method="GET",route="/v1/graphs",status="200"}' in text
+    assert 'gsnn_edges_jobs{status="queued"} 0.0' in text
+
+
+def test_ops_openapi_describes_fields_and_problem_responses(client):
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for name in ("ModelBlock", "TrainingBlock", "JobOut", "EdgeItem", "Problem"):
+        for field, prop in schemas[name]["properties"].items():
+            assert prop.get("description"), f"{name}.{field} has no description"
+    post_jobs = doc["paths"]["/v1/jobs"]["post"]["responses"]
+    assert "application/problem+json" in post_jobs["422"]["content"]
+    assert schemas["TrainingBlock"]["properties"]["epochs"]["default"] == 30

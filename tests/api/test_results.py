@@ -1,0 +1,52 @@
+"""Results of a job trained for real by the worker-side job service."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from apihelpers import assert_problem, job_body
+
+from gsnn_edges.service.runner import run_job
+
+
+@pytest.fixture
+def done(client, queue, graph_id, dataset_id, bench):
+    body = job_body(graph_id, dataset_id, validation={"edges": [list(e) for e in bench.held_out]})
+    job = client.post("/v1/jobs", json=body).json()
+    assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
+    return job["id"]
+
+
+def test_results_edges_filters_and_csv(client, done, bench):
+    page = client.get(f"/v1/jobs/{done}/edges", params={"limit": 5}).json()
+    scores = [i["score"] for i in page["items"]]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+    assert not any(i["has_edge"] for i in page["items"])
+    everything = client.get(f"/v1/jobs/{done}/edges", params={"candidates_only": False}).json()
+    assert everything["total"] == page["total"] + len(bench.partial.function_edges())
+    only = client.get(f"/v1/jobs/{done}/edges", params={"src": "f1", "dst": "f7"}).json()
+    assert [(i["src"], i["dst"]) for i in only["items"]] == [("f1", "f7")]
+    csv = client.get(f"/v1/jobs/{done}/edges", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert lines[0] == "src,dst,score,p_value,q_value,has_edge"
+    assert len(lines) - 1 == page["total"]
+
+
+def test_results_weights_metrics_evaluate(client, done, bench):
+    w = client.get(f"/v1/jobs/{done}/weights").json()
+    raw = np.load(io.BytesIO(client.get(f"/v1/jobs/{done}/weights?format=npy").content))
+    assert raw.shape == (len(w["nodes"]),) * 2
+    np.testing.assert_allclose(np.array(w["weights"]), raw, rtol=1e-6)
+    metrics = client.get(f"/v1/jobs/{done}/metrics").json()
+    assert len(metrics["history"]) == 2 and metrics["validation"]["n_positives"] == 7
+    body = {"positive_edges": [list(e) for e in bench.held_out], "top_k": [1, 5]}
+    got = client.post(f"/v1/jobs/{done}/evaluate", json=body).json()
+    assert got["n_positives"] == 7 and 0 <= got["auc"] <= 1 and "top@5" in got
+    bad = {"positive_edges": [["f1", "nope"]]}
+    assert_problem(client.post(f"/v1/jobs/{done}/evaluate", json=bad), 422, "nope")
+    job = client.get(f"/v1/jobs/{done}").json()
+    assert job["status"] == "succeeded" and job["progress"]["epoch"] == 2
+    assert_problem(client.post(f"/v1/jobs/{done}/cancel"), 409, "already succeeded")

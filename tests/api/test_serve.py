@@ -1,0 +1,88 @@
+"""`gsnn-edges serve` end to end: API + worker subprocess on SQLite + filesystem broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSNN_EDGES_")}
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gsnn_edges.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        for _ in range(150):
+            try:
+                if client.get("/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield client, tmp_path / "serve.log"
+    finally:
+        client.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_serve_trains_job_end_to_end(served, bench, frame):
+    client, log = served
+    assert client.get("/readyz").json()["status"] == "ok"
+    gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+    data = frame.to_csv(index=False).encode()
+    did = client.post(
+        "/v1/datasets", data={"graph_id": gid}, files={"file": ("d.csv", data)}
+    ).json()["id"]
+    body = {
+        "graph_id": gid,
+        "dataset_id": did,
+        "model": {"channels": 4, "layers": 3},
+        "training": {"epochs": 2},
+    }
+    job = client.post("/v1/jobs", json=body).json()
+    deadline = time.monotonic() + 90
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+        job = client.get(f"/v1/jobs/{job['id']}").json()
+    assert job["status"] == "succeeded", job["error"]
+    edges = client.get(f"/v1/jobs/{job['id']}/edges", params={"limit": 3}).json()
+    assert edges["total"] > 0 and len(edges["items"]) == 3

@@ -1,0 +1,96 @@
+"""Job lifecycle in the repository: claims, forward-only status, idempotency, reaper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from gsnn_edges.service import repository as repo
+from gsnn_edges.service.datasets import create_dataset
+from gsnn_edges.service.errors import ConflictError, IdempotencyMismatchError
+from gsnn_edges.service.graphs import create_graph
+from gsnn_edges.service.jobs import cancel_job, get_job, submit_job
+from gsnn_edges.service.models import utcnow
+from gsnn_edges.service.reaper import reap_stale_jobs
+
+SPEC = {"model": {"channels": 4, "layers": 3}, "training": {"epochs": 2}}
+
+
+@pytest.fixture
+def job_inputs(ctx, bench, frame):
+    graph = create_graph(ctx, "t1", "g", bench.partial.to_json())
+    data = frame.to_csv(index=False).encode()
+    dataset = create_dataset(ctx, "t1", graph.id, data, "d.csv")
+    return graph.id, dataset.id
+
+
+def _submit(ctx, job_inputs, key=None, spec=SPEC):
+    return submit_job(ctx, "t1", *job_inputs, spec, key)
+
+
+def _claim(ctx, job_id, token):
+    with ctx.db.session() as s:
+        return repo.claim_job(s, job_id, token, "cpu")
+
+
+def test_jobs_submit_enqueues_once(ctx, queue, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert job.status == "queued" and queue == [job.id]
+
+
+def test_jobs_claim_is_exclusive_and_terminal_is_final(ctx, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a") and not _claim(ctx, job.id, "b")
+    with ctx.db.session() as s:
+        assert not repo.finish_job(s, job.id, "b", "failed")  # not the owner
+        assert repo.finish_job(s, job.id, "a", "succeeded", device="cpu")
+        repo.request_cancel(s, job.id)  # status only moves forward
+    assert not _claim(ctx, job.id, "c")
+    assert get_job(ctx, "t1", job.id).status == "succeeded"
+    with pytest.raises(ConflictError, match="already succeeded"):
+        cancel_job(ctx, "t1", job.id)
+
+
+def test_jobs_cancel_queued_never_starts(ctx, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert cancel_job(ctx, "t1", job.id).status == "cancelled"
+    assert not _claim(ctx, job.id, "a")
+
+
+def test_jobs_cancel_running_sets_flag(ctx, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a")
+    assert cancel_job(ctx, "t1", job.id).status == "running"
+    with ctx.db.session() as s:
+        assert repo.control_state(s, job.id, "a").cancel_requested
+
+
+def test_jobs_idempotency_key_same_body_same_job(ctx, queue, job_inputs) -> None:
+    first = _submit(ctx, job_inputs, key="k")
+    again = _submit(ctx, job_inputs, key="k")
+    assert again.replayed and again.job.id == first.job.id and len(queue) == 1
+    with pytest.raises(IdempotencyMismatchError, match="different request body"):
+        _submit(ctx, job_inputs, key="k", spec={"training": {"epochs": 3}})
+
+
+def test_jobs_reaper_requeues_then_fails_lost_job(ctx, queue, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a")
+    later = utcnow() + timedelta(seconds=60)
+    assert reap_stale_jobs(ctx) == {"requeued": 0, "failed": 0, "cancelled": 0}
+    assert reap_stale_jobs(ctx, now=later)["requeued"] == 1
+    assert queue == [job.id, job.id] and get_job(ctx, "t1", job.id).status == "running"
+    assert _claim(ctx, job.id, "b")  # second attempt
+    assert reap_stale_jobs(ctx, now=later + timedelta(seconds=60))["failed"] == 1
+    final = get_job(ctx, "t1", job.id)
+    assert final.status == "failed" and final.attempts == 2
+    assert final.error["type"] == "WorkerLost" and "heartbeat" in final.error["message"]
+
+
+def test_jobs_reaper_cancels_lost_job_with_cancel_request(ctx, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a")
+    cancel_job(ctx, "t1", job.id)
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["cancelled"] == 1
+    assert get_job(ctx, "t1", job.id).status == "cancelled"

@@ -1,0 +1,70 @@
+"""Worker fixtures: real Redis (db 7), a throwaway PostgreSQL database, worker processes."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+import redis
+from workerhelpers import WorkerProcess, make_inputs
+
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.settings import Settings
+from gsnn_edges.simulate import converging_tier_graph, simulate_frame
+from worker.config import celery_enqueue, create_celery
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_DB = 7
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    name = f"gsnn_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, pg_url) -> Settings:
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("worker-data"),
+        database_url=pg_url,
+        broker_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        api_keys="",
+        queue_name=f"gsnn_test_{uuid.uuid4().hex[:6]}",
+        heartbeat_interval_s=0.5,
+        stale_after_s=3.0,
+        max_attempts=3,
+        reaper_interval_s=0.5,
+    )
+
+
+@pytest.fixture(scope="module")
+def ctx(settings):
+    celery = create_celery(settings)
+    ctx = ServiceContext.from_settings(settings, enqueue=celery_enqueue(celery, settings))
+    yield ctx
+    ctx.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def log_path(settings):
+    return settings.data_dir / "worker.log"
+
+
+@pytest.fixture(scope="module")
+def worker(settings, ctx, log_path):
+    proc = WorkerProcess(settings, log_path)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def inputs(ctx):
+    bench = converging_tier_graph(6)
+    return make_inputs(ctx, bench, simulate_frame(bench.partial, 300, seed=0))

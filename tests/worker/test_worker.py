@@ -1,0 +1,82 @@
+"""A real Celery worker on Redis + PostgreSQL runs, fails, cancels and survives SIGKILL."""
+
+from __future__ import annotations
+
+import pytest
+from workerhelpers import WorkerProcess, submit, wait_for
+
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.reaper import ReaperThread
+from worker.config import celery_enqueue, create_celery
+
+pytestmark = pytest.mark.services
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def test_worker_trains_job_to_succeeded(ctx, worker, inputs, log_path):
+    job_id = submit(ctx, inputs, epochs=2)
+    job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 90, log_path)
+    assert job.status == "succeeded", job.error
+    assert job.progress["epoch"] == 2 and job.attempts == 1 and job.device == "cpu"
+    assert ctx.store.path(ctx.store.job_key(job_id, "edges")).exists()
+
+
+def test_worker_failing_training_ends_failed_with_reason(ctx, worker, inputs, log_path):
+    # bypasses API validation on purpose: training itself must raise and be recorded
+    job_id = submit(ctx, inputs, epochs=2)
+    with ctx.db.session() as s:  # corrupt the stored spec as a bad deploy might
+        from gsnn_edges.service.models import Job
+
+        s.get(Job, job_id).spec = {**s.get(Job, job_id).spec, "model": {"norm": "banana"}}
+        s.commit()
+    job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 90, log_path)
+    assert job.status == "failed"
+    assert job.error["type"] == "SpecValidationError" and "banana" in job.error["message"]
+
+
+def test_worker_cancel_running_job_ends_cancelled(ctx, worker, inputs, log_path):
+    from gsnn_edges.service.jobs import cancel_job
+
+    job_id = submit(ctx, inputs, epochs=500)
+    wait_for(ctx, job_id, lambda j: (j.progress or {}).get("epoch", 0) >= 1, 90, log_path)
+    cancel_job(ctx, "local", job_id)
+    job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 30, log_path)
+    assert job.status == "cancelled" and job.progress["epoch"] < 500
+
+
+def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path):
+    # own queue, so the module's shared worker cannot take the job
+    own = settings.model_copy(update={"queue_name": settings.queue_name + "_kill"})
+    ctx = ServiceContext(own, _db(own), _store(own), celery_enqueue(create_celery(own), own))
+    log = tmp_path / "killed.log"
+    victim = WorkerProcess(own, log)
+    job_id = submit(ctx, inputs, epochs=12)
+    reaper = ReaperThread(ctx)
+    reaper.start()
+    try:
+        running = wait_for(ctx, job_id, lambda j: (j.progress or {}).get("epoch", 0) >= 1, 90, log)
+        victim.kill()
+        assert running.status == "running" and running.progress["epoch"] < 12
+        rescuer = WorkerProcess(own, log)
+        try:
+            job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 120, log)
+        finally:
+            rescuer.stop()
+    finally:
+        reaper.stop()
+        victim.stop()
+        ctx.db.dispose()
+    assert job.status == "succeeded", job.error
+    assert job.attempts == 2 and job.progress["epoch"] == 12
+
+
+def _db(settings):
+    from gsnn_edges.service.db import Database
+
+    return Database(settings)
+
+
+def _store(settings):
+    from gsnn_edges.service.artifacts import ArtifactStore
+
+    return ArtifactStore(settings.data_dir / "artifacts")

@@ -1,0 +1,1 @@
+"""Celery adapter: app configuration and task wrappers around the job service."""
