@@ -40,14 +40,36 @@ def run_benchmark(
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> BenchmarkRun:
-    """Simulate the benchmark (seed = ``spec.training.seed``), train, score both splits.
+    """The SPEC section 6 benchmark at ``width``: see :func:`run_experiment`."""
+    return run_experiment(
+        converging_tier_graph(width),
+        spec,
+        n_train=n_train,
+        noise_scale=noise_scale,
+        val_fraction=val_fraction,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+
+
+def run_experiment(
+    bench: BenchmarkGraph,
+    spec: TrainSpec | None = None,
+    *,
+    n_train: int = 2000,
+    noise_scale: float = 0.15,
+    val_fraction: float = 0.5,
+    progress: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> BenchmarkRun:
+    """Simulate ``bench.full`` (seed = ``spec.training.seed``), train on ``bench.partial``,
+    select on a validation share of the held-out edges and score the rest as test.
 
     ``n_train`` training samples are simulated plus the test share of
     ``spec.training.test_fraction``.
     """
     spec = spec or TrainSpec()
     seed = spec.training.seed
-    bench = converging_tier_graph(width)
     n_total = int(round(n_train / (1.0 - spec.training.test_fraction)))
     data = simulate_frame(bench.full, n_total, noise_scale=noise_scale, seed=seed)
     val_edges, test_edges = split_edges(bench.held_out, val_fraction, seed=seed)

@@ -12,7 +12,13 @@ from torch import Tensor, nn
 
 from gsnn_edges import metrics
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
-from gsnn_edges.inference.magnitudes import block_tensors, check_aggregators, node_magnitudes
+from gsnn_edges.inference.magnitudes import (
+    block_tensors,
+    check_aggregators,
+    node_magnitudes,
+    node_magnitudes_feature_major,
+    uniform_group_size,
+)
 from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
 
 SCORE_MODES = ("abs", "relu", "signed")
@@ -83,6 +89,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             (model.layers - 1) * len(self.aggregators),
         )
         self.n_pairs, self.n_terms = n_pairs, n_terms
+        self._uniform_groups = uniform_group_size(model.channel_groups, n) is not None
         self.register_buffer("in_graph", torch.from_numpy(function_edge_mask(data, n)), False)
         self.W = nn.Parameter(torch.empty(n, n))
         self.register_buffer("x_mean", torch.zeros(n_terms, n))
@@ -188,6 +195,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             self.gsnn._store_activations = False
 
     def _magnitudes(self) -> tuple[Tensor, Tensor]:
+        """Features ``[N, T, B]`` (term ``t = p*K + k``) and targets ``[N, P, B]``."""
         cached = block_tensors(self.gsnn, self.use_pre_norm)
         grads = [t.grad for t in cached[1:]]
         if any(g is None for g in grads):
@@ -195,45 +203,59 @@ class MagnitudeEdgeRegressor(nn.Module):
                 "activation gradients missing: call loss.backward() after "
                 "arm_retained_grads() and before aux_step()"
             )
-        groups = self.gsnn.channel_groups
-        acts = torch.stack([t.detach() for t in cached[:-1]])  # [P, B, C]
-        X = node_magnitudes(acts, groups, self.n_nodes, self.aggregators)  # [K, P, B, N]
-        X = X.transpose(0, 1).reshape(self.n_terms, *X.shape[2:])  # t = p * K + k
-        Y = node_magnitudes(torch.stack(grads), groups, self.n_nodes, ("sum",))[0]
-        return X, Y  # [T, B, N], [P, B, N]
+        n = self.n_nodes
+        X = self._node_magnitudes([t.detach() for t in cached[:-1]], self.aggregators)
+        Y = self._node_magnitudes(grads, ("sum",))[:, :, 0]  # [N, P, B]
+        return X.reshape(n, self.n_terms, -1), Y
+
+    def _node_magnitudes(self, tensors: list[Tensor], aggs: tuple[str, ...]) -> Tensor:
+        """Per-node magnitudes ``[N, P, K, B]`` of ``P`` cached ``[B, C]`` tensors.
+
+        Reduces in whichever layout the tensors are stored: our GSNN caches activations
+        as views of feature-major ``[C, B]`` storage, while retained gradients arrive
+        batch-major; stacking either in its own layout is a plain copy.
+        """
+        n = self.n_nodes
+        if self._uniform_groups and all(t.t().is_contiguous() for t in tensors):
+            return node_magnitudes_feature_major(torch.stack([t.t() for t in tensors]), n, aggs)
+        out = node_magnitudes(torch.stack(tensors), self.gsnn.channel_groups, n, aggs)
+        return out.permute(3, 1, 0, 2)
 
     @torch.no_grad()
     def _step(self, X: Tensor, Y: Tensor) -> dict[str, float]:
-        k, b, n = len(self.aggregators), X.shape[1], self.n_nodes
+        """One AdamW step on ``W`` in the feature-major layout (all matmuls see views).
+
+        Shapes:
+            X: ``[N, T, B]``, Y: ``[N, P, B]``; internally ``X_f, R: [N, T*B]``.
+        """
+        n, t, b = X.shape
+        k = len(self.aggregators)
         if self.standardize:
             X = standardize_update(X, self.x_mean, self.x_var, self.ema_momentum, self.training)
             Y = standardize_update(Y, self.y_mean, self.y_var, self.ema_momentum, self.training)
-        Yt = Y.repeat_interleave(k, dim=0).reshape(-1, n)  # target of term t = p*K + k
-        Xf = X.reshape(-1, n)  # [T*B, N]
-        W = self.W
-        keep = 1.0 - self.dropout
-        mask = None
+        Xf = X.reshape(n, t * b)
+        Yf = Y[:, :, None, :].expand(n, self.n_pairs, k, b).reshape(n, t * b)
+        W, mask, keep = self.W, None, 1.0 - self.dropout
         if self.training and self.dropout > 0:
-            mask = torch.bernoulli(torch.full_like(W, keep)).div_(keep)
-            W = W * mask
-        resid = Xf @ W - Yt  # [T*B, N]
-        term_loss = resid.square().reshape(self.n_terms, -1).mean(1)
-        # dL/dW = sum_t 2/(B*N) X_t^T r_t (+ ridge), one product for all terms; the same
-        # pass yields the Gram matrix X^T X for the p-values.
-        prod = Xf.t() @ torch.cat([resid, Xf], dim=1)
-        grad = prod[:, :n].mul_(2.0 / (b * n))
-        if mask is not None:
-            grad.mul_(mask)
-        grad.add_(self.W, alpha=2.0 * self.ridge)
+            mask = (torch.rand_like(W) < keep).to(W.dtype).div_(keep)
+        # residual^T = dropout(W)^T X^T - Y^T for all P*K terms in one product
+        resid = torch.addmm(Yf, (W * mask if mask is not None else W).t(), Xf, beta=-1)
+        term_sums = resid.square().reshape(n, t, b).sum((0, 2))  # [T]
+        # dL/dW = 2/(B N) sum_t X_t^T r_t + 2 ridge W; dropout routes it through the mask
+        alpha = 2.0 / (b * n)
+        if mask is None:
+            grad = torch.addmm(W, Xf, resid.t(), beta=2.0 * self.ridge, alpha=alpha)
+        else:
+            grad = (Xf @ resid.t()).mul_(mask).mul_(alpha).add_(W, alpha=2.0 * self.ridge)
         self.W.grad = grad
         self.optimizer.step()
         self.W.grad = None
-        self.gram.add_(prod[:, n:])
-        self.n_rows.add_(Xf.shape[0])
-        self.rss.add_(resid.square().sum().double())
+        self.gram.addmm_(Xf, Xf.t())
+        self.n_rows.add_(t * b)
+        self.rss.add_(term_sums.sum().double())
         self.n_residuals.add_(resid.numel())
         self.n_steps.add_(1)
-        return {"aux_loss": float(term_loss.mean()), "n_terms": self.n_terms}
+        return {"aux_loss": float(term_sums.mean()) / (b * n), "n_terms": self.n_terms}
 
     # ----------------------------------------------------------------------- scoring
     def score_matrix(self) -> Tensor:

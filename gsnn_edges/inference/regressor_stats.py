@@ -13,21 +13,21 @@ EPS = 1e-5
 def standardize_update(
     v: Tensor, running_mean: Tensor, running_var: Tensor, momentum: float, training: bool
 ) -> Tensor:
-    """Z-score ``v`` per (term, node) and update the running statistics in place.
+    """Z-score ``v`` per (node, term) over the batch and update the running statistics.
 
     Training mode uses the batch statistics and moves the running ones towards them by
-    ``momentum``; eval mode uses the running statistics.
+    ``momentum`` (in place); eval mode uses the running statistics.
 
     Shapes:
-        v: ``[T, B, N]``; running_mean, running_var: ``[T, N]``.
+        v: ``[N, T, B]`` (feature-major); running_mean, running_var: ``[T, N]``.
     """
     if training:
-        var, mean = torch.var_mean(v, dim=1, unbiased=False)
-        running_mean.lerp_(mean, momentum)
-        running_var.lerp_(var, momentum)
+        var, mean = torch.var_mean(v, dim=-1, unbiased=False)  # [N, T]
+        running_mean.lerp_(mean.t(), momentum)
+        running_var.lerp_(var.t(), momentum)
     else:
-        mean, var = running_mean, running_var
-    return (v - mean[:, None]) * torch.rsqrt(var[:, None] + EPS)
+        mean, var = running_mean.t(), running_var.t()
+    return (v - mean[..., None]) * torch.rsqrt(var[..., None] + EPS)
 
 
 def gram_pvalues(

@@ -67,7 +67,7 @@ class _CSRMatMul(torch.autograd.Function):
             # sampled dense-dense product (SDDMM): (grad @ x^T) at the stored entries only;
             # 3x faster than gathering both operands per entry (2 threads, 500 nodes).
             pattern = torch.sparse_csr_tensor(
-                layer.crow, layer.col, torch.zeros_like(values), layer.shape, check_invariants=False
+                layer.crow, layer.col, layer.zero_values, layer.shape, check_invariants=False
             )
             grad_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
         return grad_values, grad_x, None
@@ -116,6 +116,8 @@ class SparseLinear(nn.Module):
         self.register_buffer("perm_t", order_t, persistent=False)
         self.register_buffer("col_t", rows[order_t], persistent=False)
         self.register_buffer("crow_t", _crow_indices(cols, n_cols), persistent=False)
+        # read-only values of the SDDMM output pattern in backward (beta=0 ignores them)
+        self.register_buffer("zero_values", torch.zeros(rows.numel()), persistent=False)
         fan = fan_in[order].float() if fan_in is not None else torch.ones(rows.numel())
         self.register_buffer("init_std", gain / fan.clamp(min=1).sqrt(), persistent=False)
         self.fixed = values is not None

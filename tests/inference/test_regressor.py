@@ -77,6 +77,22 @@ def test_aux_step_loss_and_update_match_dense_autograd(bench4):
     assert int(reg.n_rows) == 4 * 6
 
 
+def test_magnitude_layouts_agree(bench4):
+    """The feature-major fast path equals the generic segment path on real caches."""
+    model, reg, _ = _setup(bench4, aggregators=("sum", "max", "mean", "l2"))
+    reg.pre_forward()
+    loss = model(torch.randn(5, model.n_inputs)).square().sum()
+    reg.arm_retained_grads()
+    loss.backward()
+    fast = reg._magnitudes()
+    reg._uniform_groups = False
+    slow = reg._magnitudes()
+    for a, b in zip(fast, slow, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    reg._uniform_groups = True
+    reg.aux_step()
+
+
 def test_aux_step_releases_activations_even_on_error(bench4):
     model, reg, _ = _setup(bench4)
     reg.pre_forward()

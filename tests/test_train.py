@@ -1,0 +1,154 @@
+import numpy as np
+import pytest
+import torch
+
+from gsnn_edges.experiment import posthoc_baseline, run_benchmark
+from gsnn_edges.simulate import converging_tier_graph, simulate_frame
+from gsnn_edges.spec import TrainSpec
+from gsnn_edges.train import SpecValidationError, TrainingCancelled, train_joint
+
+
+def _small_spec(**training) -> TrainSpec:
+    spec = TrainSpec.from_dict(
+        {
+            "model": {"channels": 4, "layers": 4, "dropout": 0.0},
+            "regressor": {"lr": 1e-2, "dropout": 0.0},
+            "training": {"epochs": 3, "lr": 1e-3, "batch_size": 64, **training},
+        }
+    )
+    return spec
+
+
+@pytest.fixture(scope="module")
+def bench6():
+    bench = converging_tier_graph(6)
+    return bench, simulate_frame(bench.full, 600, seed=0)
+
+
+def test_train_joint_is_deterministic_for_a_seed(bench6):
+    bench, data = bench6
+    a = train_joint(bench.partial, data, _small_spec(seed=3))
+    b = train_joint(bench.partial, data, _small_spec(seed=3))
+    c = train_joint(bench.partial, data, _small_spec(seed=4))
+    assert np.array_equal(a.weights, b.weights)
+    assert a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+    assert not np.array_equal(a.weights, c.weights)
+
+
+def test_train_joint_history_callbacks_and_last_epoch_without_validation(bench6):
+    bench, data = bench6
+    seen = []
+    res = train_joint(bench.partial, data, _small_spec(), on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [1, 2, 3]
+    assert res.best_epoch == 3 and res.metrics["validation"] is None
+    assert res.metrics["test"]["r2"] is not None and np.isfinite(res.metrics["test"]["loss"])
+    assert res.device == "cpu" and res.weights.shape == (12, 12)
+    n = bench.partial.n_function
+    assert len(res.edges) == n * (n - 1)
+    assert set(res.model_state) and "W" in res.regressor_state
+
+
+def test_train_joint_selects_best_validation_epoch(bench6):
+    bench, data = bench6
+    spec = _small_spec(epochs=4)
+    spec.validation.edges = bench.held_out[:3]
+    res = train_joint(bench.partial, data, spec)
+    aucs = [h["val_auc"] for h in res.history]
+    assert res.best_epoch == int(np.argmax(aucs)) + 1
+    assert res.metrics["validation"]["auc"] == pytest.approx(max(aucs))
+    assert res.history[-1]["best_epoch"] == res.best_epoch
+
+
+def test_train_joint_holdout_fraction_hides_graph_edges(bench6):
+    bench, data = bench6
+    spec = _small_spec(epochs=2)
+    spec.validation.holdout_fraction = 0.25
+    res = train_joint(bench.full, data, spec)
+    hidden = [tuple(e) for e in res.metrics["validation_edges"]]
+    n_ff = len(bench.full.function_edges())
+    assert len(hidden) == round(0.25 * n_ff)
+    flagged = res.edges[res.edges.has_edge]
+    in_table = set(zip(flagged.src_func.astype(str), flagged.dst_func.astype(str), strict=True))
+    assert not in_table & set(hidden)  # hidden edges are absent from the model's graph
+
+
+def test_train_joint_cancellation_raises_at_epoch_boundary(bench6):
+    bench, data = bench6
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(TrainingCancelled, match="before epoch 3"):
+        train_joint(bench.partial, data, _small_spec(epochs=5), should_stop=stop)
+
+
+@pytest.mark.parametrize(
+    "patch, match",
+    [
+        ({"model": {"norm": "group"}}, r"model.norm: must be one of"),
+        ({"model": {"layers": 1}}, r"model.layers: must be >= 2"),
+        ({"training": {"epochs": -1}}, r"training.epochs: must be >= 1"),
+        ({"regressor": {"aggregators": ["median"]}}, r"regressor.aggregators"),
+        ({"validation": {"edges": [["f0", "f6"]]}}, r"already in the graph"),
+        ({"validation": {"edges": [["f0", "zz"]]}}, r"not function nodes"),
+        ({"validation": {"holdout_fraction": 1.5}}, r"holdout_fraction: must be in"),
+        (
+            {"validation": {"edges": [["f1", "f7"]], "holdout_fraction": 0.2}},
+            "not both",
+        ),
+    ],
+)
+def test_train_joint_rejects_invalid_specs(bench6, patch, match):
+    bench, data = bench6
+    with pytest.raises(SpecValidationError, match=match):
+        train_joint(bench.partial, data, TrainSpec.from_dict(patch))
+
+
+def test_train_joint_rejects_bad_data(bench6):
+    bench, data = bench6
+    with pytest.raises(ValueError, match="missing columns"):
+        train_joint(bench.partial, data.drop(columns=["in0"]), _small_spec())
+    bad = data.copy()
+    bad.iloc[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        train_joint(bench.partial, bad, _small_spec())
+
+
+def test_train_joint_cuda_request_without_gpu_is_a_clear_error(bench6):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the CUDA path is exercised by test_train_joint_on_cuda")
+    bench, data = bench6
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        train_joint(bench.partial, data, _small_spec(device="cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_joint_on_cuda_matches_cpu_shapes(bench6):
+    bench, data = bench6
+    res = train_joint(bench.partial, data, _small_spec(device="cuda"))
+    assert res.device.startswith("cuda") and res.weights.shape == (12, 12)
+
+
+RECOVERY_SEEDS = (0, 1, 2)
+RECOVERY_MIN_MEAN_AUC = 0.80
+RECOVERY_MIN_AUC = 0.65
+
+
+def test_recovery_on_seeded_benchmark_beats_threshold():
+    """Online regressor recovers held-out edges of a width-8 benchmark (16 function
+    nodes, 10 held out, 5 for validation, 5 for test) far above chance."""
+    aucs = []
+    for seed in RECOVERY_SEEDS:
+        spec = _small_spec(epochs=8, seed=seed)
+        run = run_benchmark(spec, width=8, n_train=1000)
+        aucs.append(run.result.metrics["test"]["edges"]["auc"])
+    assert np.mean(aucs) >= RECOVERY_MIN_MEAN_AUC, aucs
+    assert min(aucs) >= RECOVERY_MIN_AUC, aucs
+
+
+def test_posthoc_baseline_runs_on_a_benchmark_run():
+    run = run_benchmark(_small_spec(epochs=2, seed=0), width=5, n_train=400)
+    out = posthoc_baseline(run)
+    assert 0.0 <= out["auc"] <= 1.0 and out["n_positives"] == len(run.test_edges)
