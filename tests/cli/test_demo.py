@@ -1,0 +1,25 @@
+import json
+
+import pandas as pd
+
+from gsnn_edges.cli import main
+
+
+def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code = main(["demo", "--epochs", "2", "--width", "5", "--samples", "300", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "validation" in text and "test" in text and "filtered_mrr" in text
+    assert "top 10 candidate edges" in text
+    edges = pd.read_csv(out / "edges.csv")
+    assert list(edges.columns[:5]) == ["src_func", "dst_func", "src_idx", "dst_idx", "score"]
+    assert len(edges) == 10 * 9  # width 5 -> 10 function nodes, no self pairs
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["history"]) == 2 and "edges" in metrics["test"]
+    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_without_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
