@@ -9,6 +9,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -114,11 +115,23 @@ def _serve(args: argparse.Namespace) -> int:
     }
     env["GSNN_EDGES_DATA_DIR"] = str(data_dir)
     worker = subprocess.Popen([sys.executable, "-m", "gsnn_edges.cli", "worker"], env=env)
+
+    def stop_worker() -> None:
+        if worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # uvicorn shuts down gracefully, restores this handler and re-raises SIGTERM
+        # without unwinding through `finally`; stop the worker here so it never outlives us.
+        stop_worker()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return _run_api(settings, args.host, args.port)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker()

@@ -86,3 +86,57 @@ def test_serve_trains_job_end_to_end(served, bench, frame):
     assert job["status"] == "succeeded", job["error"]
     edges = client.get(f"/v1/jobs/{job['id']}/edges", params={"limit": 3}).json()
     assert edges["total"] > 0 and len(edges["items"]) == 3
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_serve_sigterm_stops_its_worker(tmp_path):
+    """SIGTERM to `serve` alone (as a process manager sends it) must not orphan the worker."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSNN_EDGES_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gsnn_edges.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            for _ in range(150):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert workers, "serve started no worker subprocess"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=45)
+        deadline = time.monotonic() + 30
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,152 @@
+"""`gsnn-edges submit/status/edges` against the real app served by uvicorn in a thread."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from api.app import create_app
+from gsnn_edges.cli import main
+from gsnn_edges.service.runner import run_job
+from gsnn_edges.service.settings import Settings
+from gsnn_edges.simulate import converging_tier_graph, simulate_frame
+
+KEY = "key-cli"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    """The app on a free port; jobs run in a background thread with the worker's runner."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("cli") / "data",
+        database_url=None,
+        broker_url=None,
+        api_keys=f"cli:{KEY}",
+    )
+    holder: dict = {}
+    jobs: list[threading.Thread] = []
+
+    def enqueue(job_id: str) -> None:
+        jobs.append(threading.Thread(target=run_job, args=(holder["app"].state.ctx, job_id)))
+        jobs[-1].start()
+
+    holder["app"] = create_app(
+        settings, enqueue=enqueue, broker_ping=lambda: None, run_reaper=False
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(holder["app"], host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    for job in jobs:
+        job.join(timeout=60)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli-files")
+    bench = converging_tier_graph(4)
+    (tmp / "graph.json").write_text(json.dumps(bench.partial.to_json()))
+    simulate_frame(bench.full, 200, seed=0).to_parquet(tmp / "data.parquet", index=False)
+    spec = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
+    (tmp / "spec.json").write_text(json.dumps(spec))
+    return tmp
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _ids(out: str) -> dict[str, str]:
+    """``{"graph": id, "dataset": id, "job": id}`` from the lines submit prints."""
+    ids: dict[str, str] = {}
+    for line in out.splitlines():
+        word = line.split()[:2]
+        if len(word) == 2 and word[0] in ("graph", "dataset", "job"):
+            ids.setdefault(word[0], word[1])
+    return ids
+
+
+def test_client_verbs_submit_wait_status_and_edges(url, files, capsys, tmp_path):
+    common = ("--url", url, "--api-key", KEY)
+    code, out, _ = _run(
+        capsys,
+        "submit",
+        *common,
+        "--graph",
+        str(files / "graph.json"),
+        "--data",
+        str(files / "data.parquet"),
+        "--spec",
+        str(files / "spec.json"),
+        "--wait",
+        "--poll",
+        "0.1",
+    )
+    assert code == 0, out
+    ids = _ids(out)
+    assert ids["graph"].startswith("gr_") and ids["dataset"].startswith("ds_")
+    assert "status   succeeded" in out and "(200 samples)" in out
+    job = ids["job"]
+
+    code, out, _ = _run(capsys, "status", job, *common)
+    assert code == 0 and "status   succeeded" in out and "epoch 2/2" in out
+
+    code, out, _ = _run(capsys, "edges", job, *common, "--limit", "3")
+    assert code == 0 and len(out.strip().splitlines()) == 4  # header + 3 rows
+
+    code, out, _ = _run(capsys, "edges", job, *common, "--csv", str(tmp_path / "e.csv"))
+    written = pd.read_csv(tmp_path / "e.csv")
+    assert code == 0 and f"wrote {len(written)} rows" in out and not written["has_edge"].any()
+    code, _, _ = _run(
+        capsys, "edges", job, *common, "--all-pairs", "--csv", str(tmp_path / "a.csv")
+    )
+    assert len(pd.read_csv(tmp_path / "a.csv")) > len(written)
+
+    code, out, _ = _run(
+        capsys, "submit", *common, "--graph-id", ids["graph"], "--dataset-id", ids["dataset"]
+    )
+    assert code == 0 and "job " in out and "graph " not in out and "gsnn-edges status" in out
+
+
+def test_client_verbs_api_key_defaults_to_env(url, monkeypatch, capsys):
+    monkeypatch.setenv("GSNN_EDGES_API_KEY", "wrong")
+    code, _, err = _run(capsys, "status", "job_x", "--url", url)
+    assert code == 1 and "401 Unauthorized: unknown API key" in err
+    monkeypatch.setenv("GSNN_EDGES_API_KEY", KEY)
+    code, _, err = _run(capsys, "status", "job_x", "--url", url)
+    assert code == 1 and "error: 404 Not Found: job 'job_x' not found" in err
+
+
+def test_client_verbs_bad_inputs_exit_1_with_a_message(url, files, capsys, tmp_path):
+    common = ("--url", url, "--api-key", KEY)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    code, _, err = _run(
+        capsys, "submit", *common, "--graph", str(tmp_path / "bad.json"), "--dataset-id", "d"
+    )
+    assert code == 1 and "must hold a JSON object, got list" in err
+    code, _, err = _run(
+        capsys, "submit", *common, "--graph-id", "g", "--dataset-id", "d", "--spec",
+        str(files / "graph.json"),
+    )  # fmt: skip
+    assert code == 1 and "unknown keys ['edges', 'nodes']" in err
+    code, _, err = _run(capsys, "status", "j", "--url", "http://127.0.0.1:1")
+    assert code == 1 and "cannot reach http://127.0.0.1:1" in err
