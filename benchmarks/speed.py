@@ -3,8 +3,8 @@
 For each size (function nodes) a fresh subprocess builds a random layered DAG (10 tiers,
 about 3 parents per node), then times on the same process and data:
 
-- one epoch of plain GSNN training and one epoch of joint training (batch 64, 31
-  batches, 6 layers, aggregators sum+max; a warm-up epoch first);
+- epochs of plain GSNN training and of joint training (batch 64, 31 batches, 6 layers,
+  aggregators sum+max; a warm-up epoch each, then 3 alternating epochs, median);
 - the time spent inside ``aux_step`` over that epoch, against the bare dense work of its
   terms: ``[P*K*B, N] @ [N, N]`` forward and backward, one AdamW step on ``W`` and one
   Gram update (the floor any implementation pays), for the same 31 steps;
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-LAYERS, BATCH, N_BATCHES, AGGS = 6, 64, 31, ("sum", "max")
+LAYERS, BATCH, N_BATCHES, AGGS, REPEATS = 6, 64, 31, ("sum", "max"), 3
 
 
 def _graph(n_function: int):
@@ -65,15 +66,19 @@ def _floor(n: int, steps: int) -> float:
     W = torch.nn.Parameter(torch.randn(n, n) * 0.01)
     opt = torch.optim.AdamW([W], lr=1e-3)
     gram = torch.zeros(n, n)
-    for warm in (True, False):
+
+    def run(steps_: int) -> float:
         t0 = time.perf_counter()
-        for _ in range(2 if warm else steps):
+        for _ in range(steps_):
             loss = (X @ W - Y).square().mean()
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             gram.add_(X.t() @ X)
-    return time.perf_counter() - t0
+        return time.perf_counter() - t0
+
+    run(2)  # warm-up
+    return statistics.median(run(steps) for _ in range(REPEATS))
 
 
 def _timed(fn) -> float:
@@ -92,6 +97,7 @@ def measure(n_function: int) -> dict:
     X, Y = simulate(bench.full, BATCH * N_BATCHES, seed=0)
     x, y = torch.from_numpy(X), torch.from_numpy(Y)
     out = {"n_function": g.n_function, "n_ff_edges": len(g.function_edges())}
+    runners = {}
     for mode in ("plain", "joint"):
         model = GSNN(g.edge_index_dict, g.node_names_dict, 8, LAYERS, dropout=0.2, norm="none")
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -100,9 +106,20 @@ def measure(n_function: int) -> dict:
             if mode == "joint"
             else None
         )
+        runners[mode] = (model, opt, reg)
         _epoch(model, opt, reg, x, y)  # warm-up
-        out[f"{mode}_epoch_s"], aux = _epoch(model, opt, reg, x, y)
-    out["aux_step_s"] = aux
+    # alternate the modes so background load hits both alike; report medians
+    times = {"plain": [], "joint": [], "aux": []}
+    for _ in range(REPEATS):
+        for mode, (model, opt, reg) in runners.items():
+            seconds, aux = _epoch(model, opt, reg, x, y)
+            times[mode].append(seconds)
+            if reg is not None:
+                times["aux"].append(aux)
+    out["plain_epoch_s"] = statistics.median(times["plain"])
+    out["joint_epoch_s"] = statistics.median(times["joint"])
+    out["aux_step_s"] = statistics.median(times["aux"])
+    reg = runners["joint"][2]
     out["aux_floor_s"] = _floor(g.n_function, N_BATCHES)
     out["evaluate_s"] = _timed(reg.evaluate)
     out["evaluate_against_s"] = _timed(lambda: reg.evaluate_against(bench.held_out))

@@ -81,7 +81,7 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
         raise ValueError(f"p-values must lie in [0, 1], got {flat[bad][0]!r}")
     vals = flat[ok]
     m = vals.size
-    order = np.argsort(vals, kind="mergesort")
+    order = np.argsort(vals)  # ties get equal q-values whatever their order
     q_sorted = vals[order] * m / np.arange(1, m + 1)
     q_sorted = np.minimum.accumulate(q_sorted[::-1])[::-1]
     q = np.full(flat.shape, np.nan)

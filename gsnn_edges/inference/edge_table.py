@@ -78,7 +78,7 @@ def edge_table(
     if exclude_self:
         keep[:: n + 1] = False
     idx = np.flatnonzero(keep)
-    order = idx[np.argsort(-flat[idx], kind="stable")]
+    order = idx[np.argsort(-flat[idx])]
     src, dst = np.divmod(order, n)
     p = p_values.reshape(-1)[order]
     categories = pd.Index(list(names))

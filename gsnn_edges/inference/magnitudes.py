@@ -49,25 +49,12 @@ def node_magnitudes(
     size = uniform_group_size(channel_groups, n_nodes)
     if size is not None:
         g = a.abs().reshape(*a.shape[:-1], n_nodes, size)
-        return torch.stack([_reduce(g, k, -1) for k in aggregators])
+        return torch.stack([reduce_channels(g, k, -1) for k in aggregators])
     return _segment_magnitudes(a.abs(), channel_groups, n_nodes, aggregators)
 
 
-def node_magnitudes_feature_major(a: Tensor, n_nodes: int, aggregators: tuple[str, ...]) -> Tensor:
-    """:func:`node_magnitudes` for uniform groups in the model's feature-major layout.
-
-    Reducing over the channel axis of ``[P, N, channels, B]`` keeps the batch axis
-    contiguous, which is the fast direction for these small reductions.
-
-    Shapes:
-        a: ``[P, C, B]`` -> ``[N, P, K, B]``.
-    """
-    g = a.abs().reshape(a.shape[0], n_nodes, -1, a.shape[-1])
-    out = torch.stack([_reduce(g, k, 2) for k in aggregators], dim=2)  # [P, N, K, B]
-    return out.transpose(0, 1)
-
-
-def _reduce(g: Tensor, agg: str, dim: int) -> Tensor:
+def reduce_channels(g: Tensor, agg: str, dim: int) -> Tensor:
+    """Reduce non-negative magnitudes ``g`` over its channel axis ``dim`` with ``agg``."""
     if agg == "sum":
         return g.sum(dim)
     if agg == "max":

@@ -16,7 +16,7 @@ from gsnn_edges.inference.magnitudes import (
     block_tensors,
     check_aggregators,
     node_magnitudes,
-    node_magnitudes_feature_major,
+    reduce_channels,
     uniform_group_size,
 )
 from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
@@ -209,17 +209,31 @@ class MagnitudeEdgeRegressor(nn.Module):
         return X.reshape(n, self.n_terms, -1), Y
 
     def _node_magnitudes(self, tensors: list[Tensor], aggs: tuple[str, ...]) -> Tensor:
-        """Per-node magnitudes ``[N, P, K, B]`` of ``P`` cached ``[B, C]`` tensors.
+        """Per-node magnitudes ``[N, P, K, B]`` (contiguous) of ``P`` cached ``[B, C]`` tensors.
 
-        Reduces in whichever layout the tensors are stored: our GSNN caches activations
-        as views of feature-major ``[C, B]`` storage, while retained gradients arrive
-        batch-major; stacking either in its own layout is a plain copy.
+        ``|.|`` is written straight into one stacked buffer in whichever layout the
+        tensors are stored (our GSNN caches activations as views of feature-major
+        ``[C, B]`` storage; retained gradients arrive batch-major), then one reduction
+        per aggregator covers every node and layer.
         """
-        n = self.n_nodes
+        n, p = self.n_nodes, len(tensors)
         if self._uniform_groups and all(t.t().is_contiguous() for t in tensors):
-            return node_magnitudes_feature_major(torch.stack([t.t() for t in tensors]), n, aggs)
+            c, b = tensors[0].shape[1], tensors[0].shape[0]
+            buf = tensors[0].new_empty(c, p, b)
+            for i, t in enumerate(tensors):  # loop over layers, not nodes
+                torch.abs(t.t(), out=buf[:, i])
+            g = buf.view(n, -1, p, b)  # [N, channels, P, B]
+            return torch.stack([reduce_channels(g, k, 1) for k in aggs], dim=2)
+        if self._uniform_groups and all(t.is_contiguous() for t in tensors):
+            b, c = tensors[0].shape
+            buf = tensors[0].new_empty(p, b, c)
+            for i, t in enumerate(tensors):
+                torch.abs(t, out=buf[i])
+            g = buf.view(p, b, n, -1)  # [P, B, N, channels]
+            out = torch.stack([reduce_channels(g, k, 3) for k in aggs], dim=2)  # [P, B, K, N]
+            return out.permute(3, 0, 2, 1).contiguous()
         out = node_magnitudes(torch.stack(tensors), self.gsnn.channel_groups, n, aggs)
-        return out.permute(3, 1, 0, 2)
+        return out.permute(3, 1, 0, 2).contiguous()  # [K, P, B, N] -> [N, P, K, B]
 
     @torch.no_grad()
     def _step(self, X: Tensor, Y: Tensor) -> dict[str, float]:
