@@ -22,20 +22,8 @@ import numpy as np
 import torch
 
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
-from gsnn_edges.spec import TrainSpec
 
-REFERENCE = {
-    "model": {"channels": 8, "layers": 6, "norm": "none", "dropout": 0.2, "node_mlp": False},
-    "regressor": {
-        "aggregators": ["sum", "max"],
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "ridge": 1e-2,
-        "dropout": 0.2,
-    },
-    "training": {"epochs": 30, "batch_size": 64, "lr": 1e-4, "test_fraction": 0.2},
-}
+from common import FAMILIES, REFERENCE, make_spec
 
 CANDIDATES = {
     "reference": {},
@@ -49,21 +37,7 @@ CANDIDATES = {
     "gsnn_lr_1e-3+sum_only": {"training": {"lr": 1e-3}, "regressor": {"aggregators": ["sum"]}},
 }
 
-FAMILIES = {
-    "benchmark": lambda seed: converging_tier_graph(25),
-    "layered_many_obs": lambda seed: random_layered_dag(25, 5, 10, 10, edge_prob=0.1, seed=seed),
-    "layered_few_obs": lambda seed: random_layered_dag(25, 5, 10, 3, edge_prob=0.1, seed=seed),
-}
 KEYS = ("auc", "mrr", "filtered_mrr")
-
-
-def _spec(patch: dict, seed: int) -> TrainSpec:
-    d = json.loads(json.dumps(REFERENCE))
-    for block, values in patch.items():
-        d[block].update(values)
-    spec = TrainSpec.from_dict(d)
-    spec.training.seed, spec.training.device = seed, "cpu"
-    return spec
 
 
 def main() -> None:
@@ -80,7 +54,9 @@ def main() -> None:
             runs = []
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                run = run_experiment(FAMILIES[fam](seed), _spec(CANDIDATES[name], seed))
+                run = run_experiment(
+                    FAMILIES[fam](seed), make_spec(REFERENCE, CANDIDATES[name], seed)
+                )
                 m = run.result.metrics
                 runs.append(
                     {

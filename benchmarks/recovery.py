@@ -17,34 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsnn_edges.experiment import posthoc_baseline, run_benchmark
-from gsnn_edges.spec import TrainSpec
+from gsnn_edges.experiment import posthoc_baseline, run_experiment
 
-# The configuration the public reference reports on (SPEC section 6).
-REFERENCE = {
-    "model": {"channels": 8, "layers": 6, "norm": "none", "dropout": 0.2, "node_mlp": False},
-    "regressor": {
-        "aggregators": ["sum", "max"],
-        "lr": 1e-3,
-        "weight_decay": 1e-4,
-        "ridge": 1e-2,
-        "dropout": 0.2,
-    },
-    "training": {"epochs": 30, "batch_size": 64, "lr": 1e-4, "test_fraction": 0.2},
-}
-CONFIGS = {"reference": REFERENCE, "defaults": {}}
+from common import FAMILIES, REFERENCE, make_spec
+
+CONFIGS = {"reference": REFERENCE, "defaults": None}
 METHODS = ("online_best", "online_last", "posthoc_corr")
 KEYS = ("auc", "mrr", "filtered_mrr")
 
 
-def one_seed(config: dict, seed: int, epochs: int | None) -> dict:
-    spec = TrainSpec.from_dict(json.loads(json.dumps(config)))
-    spec.training.seed = seed
-    spec.training.device = "cpu"
+def one_seed(config: dict | None, family: str, seed: int, epochs: int | None) -> dict:
+    spec = make_spec(config, {}, seed)
     if epochs:
         spec.training.epochs = epochs
     t0 = time.perf_counter()
-    run = run_benchmark(spec)
+    run = run_experiment(FAMILIES[family](seed), spec)
     seconds = time.perf_counter() - t0
     m = run.result.metrics
     return {
@@ -71,20 +58,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--config", choices=sorted(CONFIGS), default="reference")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="benchmark")
     ap.add_argument("--epochs", type=int, default=None, help="override the epoch count")
     ap.add_argument("--out", default="benchmarks/results/recovery.json")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     runs = []
     for seed in args.seeds:
-        r = one_seed(CONFIGS[args.config], seed, args.epochs)
+        r = one_seed(CONFIGS[args.config], args.family, seed, args.epochs)
         runs.append(r)
         cells = "  ".join(f"{m}: auc {r[m]['auc']:.3f} mrr {r[m]['mrr']:.3f}" for m in METHODS)
         print(
             f"seed {seed} ({r['seconds']:.0f} s, best epoch {r['best_epoch']}): {cells}", flush=True
         )
     summary = summarise(runs)
-    print(f"\nconfig={args.config}  seeds={args.seeds}  (test edges, validation edges excluded)")
+    print(
+        f"\nconfig={args.config}  family={args.family}  seeds={args.seeds}  "
+        "(test edges, validation edges excluded)"
+    )
     print(f"{'method':<14}" + "".join(f"{k:>22}" for k in KEYS))
     for method in METHODS:
         cells = "".join(
