@@ -43,11 +43,16 @@ class RegressorSpec:
 
 @dataclass
 class TrainingSpec:
-    """Optimisation loop settings."""
+    """Optimisation loop settings.
+
+    ``lr`` (the GSNN's AdamW rate) defaults to 1e-3 rather than the reference's 1e-4:
+    on the benchmark and on two random layered-DAG families (``benchmarks/defaults_sweep.py``,
+    3 seeds) it gave the best or equal held-out AUC and 1.5-8x the test r2.
+    """
 
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 1e-3
     seed: int = 0
     test_fraction: float = 0.2
     device: str = "auto"

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import Ctx, PagingDep, Tenant
 from api.errors import problem_responses
-from api.schemas.results import EdgeItem, EdgePage, EvaluateIn, MetricsOut, WeightsOut
+from api.schemas.results import EdgePage, EvaluateIn, MetricsOut, WeightsOut
 from gsnn_edges.service import results as svc
 from gsnn_edges.service.jsonsafe import to_jsonable
 
@@ -41,7 +41,7 @@ def get_edges(
     format: Annotated[
         Literal["json", "csv"], Query(description="json (paged) or csv (streamed, all rows).")
     ] = "json",
-) -> EdgePage | StreamingResponse:
+) -> Response:
     """Pairs sorted by score descending."""
     query = svc.EdgeQuery(src, dst, min_score, max_q_value, candidates_only)
     frame = svc.query_edges(ctx, tenant, job_id, query)
@@ -51,8 +51,13 @@ def get_edges(
             svc.edges_csv_chunks(frame), media_type="text/csv", headers=headers
         )
     page = frame.iloc[paging.offset : paging.offset + paging.limit]
-    items = [EdgeItem(**r) for r in to_jsonable(page.to_dict(orient="records"))]
-    return EdgePage(total=len(frame), limit=paging.limit, offset=paging.offset, items=items)
+    # Serialise the page column-wise in pandas (NaN -> null) instead of building one
+    # pydantic object per row; the shape is the documented EdgePage.
+    items = page.to_json(orient="records", double_precision=15)
+    body = (
+        f'{{"total":{len(frame)},"limit":{paging.limit},"offset":{paging.offset},"items":{items}}}'
+    )
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(

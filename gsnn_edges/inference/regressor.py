@@ -78,7 +78,7 @@ class MagnitudeEdgeRegressor(nn.Module):
         super().__init__()
         self._validate(model, data, use_pre_norm, score_mode, dropout)
         self.aggregators = check_aggregators(aggregators)
-        self.model = [model]  # a list hides the GSNN from this module's parameters/state
+        self._gsnn = [model]  # a list keeps the GSNN out of this module's parameters/state
         self.node_names = list(data.node_names_dict["function"])
         self.use_pre_norm, self.standardize = use_pre_norm, standardize
         self.lr, self.weight_decay, self.ridge = lr, weight_decay, ridge
@@ -144,8 +144,11 @@ class MagnitudeEdgeRegressor(nn.Module):
         return len(self.node_names)
 
     @property
-    def gsnn(self) -> nn.Module:
-        return self.model[0]
+    def model(self) -> nn.Module:
+        """The GSNN being trained (not a submodule: its state is not ours to save)."""
+        return self._gsnn[0]
+
+    gsnn = model
 
     # ----------------------------------------------------------------- call protocol
     def pre_forward(self) -> None:

@@ -50,13 +50,14 @@ def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path
     ctx = ServiceContext(own, _db(own), _store(own), celery_enqueue(create_celery(own), own))
     log = tmp_path / "killed.log"
     victim = WorkerProcess(own, log)
-    job_id = submit(ctx, inputs, epochs=12)
+    # long enough that the kill reliably lands mid-job even on an idle machine
+    job_id = submit(ctx, inputs, epochs=60)
     reaper = ReaperThread(ctx)
     reaper.start()
     try:
         running = wait_for(ctx, job_id, lambda j: (j.progress or {}).get("epoch", 0) >= 1, 90, log)
         victim.kill()
-        assert running.status == "running" and running.progress["epoch"] < 12
+        assert running.status == "running" and running.progress["epoch"] < 60
         rescuer = WorkerProcess(own, log)
         try:
             job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 120, log)
@@ -67,7 +68,8 @@ def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path
         victim.stop()
         ctx.db.dispose()
     assert job.status == "succeeded", job.error
-    assert job.attempts == 2 and job.progress["epoch"] == 12
+    # >= 2: on a loaded machine a slow restart can cost one more stale-heartbeat claim
+    assert job.attempts >= 2 and job.progress["epoch"] == 60
 
 
 def _db(settings):
