@@ -5,18 +5,6 @@ from __future__ import annotations
 import pytest
 from apihelpers import KEYS, make_client, upload
 
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame
-
-
-@pytest.fixture(scope="session")
-def bench():
-    return converging_tier_graph(6)
-
-
-@pytest.fixture(scope="session")
-def frame(bench):
-    return simulate_frame(bench.partial, 300, seed=0)
-
 
 @pytest.fixture
 def queue() -> list[str]:

@@ -52,19 +52,20 @@ def served(tmp_path):
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield client, tmp_path / "serve.log"
+        yield client, tmp_path / "serve.log", proc
     finally:
         client.close()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         log.close()
 
 
 def test_serve_trains_job_end_to_end(served, bench, frame):
-    client, log = served
+    client, log, _ = served
     assert client.get("/readyz").json()["status"] == "ok"
     gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
     data = frame.to_csv(index=False).encode()
@@ -100,43 +101,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_serve_sigterm_stops_its_worker(tmp_path):
+def test_serve_sigterm_stops_its_worker(served):
     """SIGTERM to `serve` alone (as a process manager sends it) must not orphan the worker."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GSNN_EDGES_")}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gsnn_edges.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            for _ in range(150):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-        workers = _children(proc.pid)
-        assert workers, "serve started no worker subprocess"
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=45)
-        deadline = time.monotonic() + 30
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(w) for w in workers)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _, _, proc = served
+    workers = _children(proc.pid)
+    assert workers, "serve started no worker subprocess"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=45)
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers)

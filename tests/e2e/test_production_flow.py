@@ -13,7 +13,6 @@ import uuid
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 import redis
 from e2ehelpers import ServiceProcess, free_port, service_env
@@ -24,7 +23,6 @@ from gsnn_edges.simulate import converging_tier_graph, simulate_frame, split_edg
 
 pytestmark = pytest.mark.services
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_DB = 9  # tests/worker uses 7
 EPOCHS = 8
 SPEC = {
@@ -58,24 +56,14 @@ def _api_keys(keys: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    name = f"gsnn_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module")
-def production(tmp_path_factory, pg_url, keys):
+def production(tmp_path_factory, pg_url_module, keys):
     """`gsnn-edges api` and `gsnn-edges worker` on PostgreSQL + Redis; yields the URL."""
     broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
     tmp = tmp_path_factory.mktemp("production")
     env = service_env(
         data_dir=str(tmp / "data"),
-        database_url=pg_url,
+        database_url=pg_url_module,
         broker_url=broker,
         api_keys=_api_keys(keys),
         queue_name=f"gsnn_e2e_{uuid.uuid4().hex[:6]}",

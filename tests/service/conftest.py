@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
 
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.settings import Settings
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -36,24 +30,3 @@ def ctx(settings, queue) -> ServiceContext:
     ctx = ServiceContext.from_settings(settings, enqueue=queue.append)
     yield ctx
     ctx.db.dispose()
-
-
-@pytest.fixture(scope="session")
-def bench():
-    return converging_tier_graph(6)
-
-
-@pytest.fixture(scope="session")
-def frame(bench):
-    return simulate_frame(bench.partial, 300, seed=0)
-
-
-@pytest.fixture
-def pg_url():
-    """A throwaway PostgreSQL database, dropped afterwards."""
-    name = f"gsnn_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

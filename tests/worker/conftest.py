@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 import redis
 from workerhelpers import WorkerProcess, make_inputs
@@ -14,26 +13,15 @@ from gsnn_edges.service.settings import Settings
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from worker.config import celery_enqueue, create_celery
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_DB = 7
 
 
 @pytest.fixture(scope="module")
-def pg_url():
-    name = f"gsnn_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory, pg_url) -> Settings:
+def settings(tmp_path_factory, pg_url_module) -> Settings:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
     return Settings(
         data_dir=tmp_path_factory.mktemp("worker-data"),
-        database_url=pg_url,
+        database_url=pg_url_module,
         broker_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
         api_keys="",
         queue_name=f"gsnn_test_{uuid.uuid4().hex[:6]}",
