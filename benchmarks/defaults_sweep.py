@@ -35,6 +35,12 @@ CANDIDATES = {
         "regressor": {"dropout": 0.0},
     },
     "gsnn_lr_1e-3+sum_only": {"training": {"lr": 1e-3}, "regressor": {"aggregators": ["sum"]}},
+    # follow-ups on top of the chosen defaults (GSNN lr 1e-3)
+    "defaults+reg_lr_3e-4": {"training": {"lr": 1e-3}, "regressor": {"lr": 3e-4}},
+    "defaults+reg_lr_1e-4": {"training": {"lr": 1e-3}, "regressor": {"lr": 1e-4}},
+    "defaults+reg_no_dropout": {"training": {"lr": 1e-3}, "regressor": {"dropout": 0.0}},
+    "defaults+ridge_0.1": {"training": {"lr": 1e-3}, "regressor": {"ridge": 0.1}},
+    "defaults+channels_16": {"training": {"lr": 1e-3}, "model": {"channels": 16}},
 }
 
 KEYS = ("auc", "mrr", "filtered_mrr")
