@@ -263,18 +263,30 @@ def score_matrix_metrics(
 
 
 # --------------------------------------------------------------------------- tables
-def _name_pairs(
-    edges: Iterable[Sequence[str]], lookup: dict[str, int], what: str
-) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Map name pairs to an index array ``[K, 2]``; raise naming any unknown endpoint."""
-    named = [(str(s), str(d)) for s, d in edges]
-    unknown = [e for e in named if e[0] not in lookup or e[1] not in lookup]
-    if unknown:
-        raise ValueError(
-            f"{what} edge(s) {unknown[:5]!r} have an endpoint that is not in the score table"
-        )
-    idx = np.array([(lookup[s], lookup[d]) for s, d in named], dtype=np.int64).reshape(-1, 2)
-    return idx, named
+def pair_indices(
+    edges: Iterable[Sequence[str]],
+    names: Sequence[str],
+    what: str = "edge",
+    among: str = "function nodes of the graph",
+) -> np.ndarray:
+    """Map ``(src, dst)`` name pairs to an int array ``[P, 2]`` of positions in ``names``.
+
+    One vectorized lookup (pandas ``get_indexer``) for all pairs.
+
+    Raises:
+        ValueError: naming the pairs (up to 5) with an endpoint that is not in ``names``.
+    """
+    pairs = [tuple(map(str, e)) for e in edges]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"each {what} must be a [src, dst] pair")
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    idx = pd.Index(list(names)).get_indexer([n for p in pairs for n in p]).reshape(-1, 2)
+    bad = np.flatnonzero((idx < 0).any(1))
+    if bad.size:
+        shown = [pairs[i] for i in bad[:5]]
+        raise ValueError(f"{bad.size} {what}(s) name nodes that are not {among}: {shown}")
+    return idx.astype(np.int64)
 
 
 def edge_table_metrics(
@@ -304,23 +316,22 @@ def edge_table_metrics(
         raise ValueError(f"score table lacks column(s) {missing}")
     si, di = res["src_idx"].to_numpy(np.int64), res["dst_idx"].to_numpy(np.int64)
     n = int(max(si.max(initial=-1), di.max(initial=-1))) + 1
-    names = np.empty(n, dtype=object)
-    names[si], names[di] = res["src_func"].to_numpy(), res["dst_func"].to_numpy()
-    lookup = {str(k): i for i, k in enumerate(names.tolist()) if k is not None}
+    names = np.full(n, "", dtype=object)
+    names[si], names[di] = res["src_func"].astype(str), res["dst_func"].astype(str)
     S = np.zeros((n, n))
     S[si, di] = res[score_col].to_numpy(float)
     in_graph = np.zeros((n, n), dtype=bool)
     in_graph[si, di] = res["has_edge"].to_numpy(bool)
     present = np.zeros((n, n), dtype=bool)
     present[si, di] = True
-    pos, named = _name_pairs(positive_edges, lookup, "positive")
-    exc, _ = _name_pairs(exclude, lookup, "excluded")
+    pos = pair_indices(positive_edges, names, "positive edge", among="in the score table")
+    exc = pair_indices(exclude, names, "excluded edge", among="in the score table")
     S, pos, scored, non_edge = _category_masks(S, in_graph, pos, exc, True, scored=present)
     summary, raw, filt = _metrics_from_masks(S, pos, scored, non_edge, top_k)
     per = pd.DataFrame(
         {
-            "src_func": [s for s, _ in named],
-            "dst_func": [d for _, d in named],
+            "src_func": names[pos[:, 0]],
+            "dst_func": names[pos[:, 1]],
             "score": S[pos[:, 0], pos[:, 1]],
             "rank": raw,
             "filtered_rank": filt,

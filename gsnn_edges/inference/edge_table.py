@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from gsnn_edges.metrics import bh_qvalues
+from gsnn_edges.metrics import bh_qvalues, pair_indices
+
+__all__ = ["edge_table", "function_edge_mask", "pair_indices"]
 
 EDGE_COLUMNS = (
     "src_func",
@@ -29,30 +31,6 @@ def function_edge_mask(data, n_function: int) -> np.ndarray:
         ei = np.asarray(ei)
         mask[ei[0], ei[1]] = True
     return mask
-
-
-def pair_indices(
-    edges: Iterable[Sequence[str]], names: Sequence[str], what: str = "edge"
-) -> np.ndarray:
-    """Map ``(src, dst)`` name pairs to an int array ``[P, 2]``, vectorized.
-
-    Raises:
-        ValueError: naming every pair with an endpoint that is not a function node.
-    """
-    pairs = [tuple(e) for e in edges]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"each {what} must be a [src, dst] pair")
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    flat = pd.Index(list(names)).get_indexer([n for p in pairs for n in p]).reshape(-1, 2)
-    bad = np.nonzero((flat < 0).any(1))[0]
-    if bad.size:
-        shown = [pairs[i] for i in bad[:5]]
-        raise ValueError(
-            f"{bad.size} {what}(s) name nodes that are not function nodes of the graph, "
-            f"e.g. {shown}"
-        )
-    return flat.astype(np.int64)
 
 
 def edge_table(
