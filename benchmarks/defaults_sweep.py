@@ -41,6 +41,9 @@ CANDIDATES = {
     "defaults+reg_no_dropout": {"training": {"lr": 1e-3}, "regressor": {"dropout": 0.0}},
     "defaults+ridge_0.1": {"training": {"lr": 1e-3}, "regressor": {"ridge": 0.1}},
     "defaults+channels_16": {"training": {"lr": 1e-3}, "model": {"channels": 16}},
+    "defaults+layers_4": {"training": {"lr": 1e-3}, "model": {"layers": 4}},
+    "defaults+layers_8": {"training": {"lr": 1e-3}, "model": {"layers": 8}},
+    "defaults+layer_norm": {"training": {"lr": 1e-3}, "model": {"norm": "layer"}},
 }
 
 KEYS = ("auc", "mrr", "filtered_mrr")
