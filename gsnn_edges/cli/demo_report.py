@@ -15,15 +15,17 @@ def _fmt(v) -> str:
     return "   -  " if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:6.3f}"
 
 
-def print_report(run: BenchmarkRun, seconds: float) -> None:
+def print_report(run: BenchmarkRun, seconds: float, baseline: dict | None = None) -> None:
     m = run.result.metrics
-    rows = {"validation": m["validation"], "test": m["test"]["edges"]}
+    rows = {"validation, online": m["validation"], "test, online": m["test"]["edges"]}
+    if baseline is not None:
+        rows["test, post-hoc"] = baseline
     keys = ("auc", "mrr", "filtered_mrr", "top@1", "top@3", "top@5", "n_positives")
     print(f"\nbest epoch {m['best_epoch']} of {len(m['history'])}  (device {m['device']})")
-    print(f"{'held-out edges':<16}" + "".join(f"{k:>14}" for k in keys))
+    print(f"{'held-out edges':<18}" + "".join(f"{k:>14}" for k in keys))
     for name, r in rows.items():
         cells = "".join(f"{_fmt(r.get(k)) if k != 'n_positives' else r[k]:>14}" for k in keys)
-        print(f"{name:<16}{cells}")
+        print(f"{name:<18}{cells}")
     t = m["test"]
     print(
         f"\ntest loss {t['loss']:.4f}   test r2 {t['r2']:.3f}   "

@@ -10,7 +10,7 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     code = main(["demo", "--epochs", "2", "--width", "5", "--samples", "300", "--out", str(out)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "validation" in text and "test" in text and "filtered_mrr" in text
+    assert "validation, online" in text and "test, post-hoc" in text and "filtered_mrr" in text
     assert "top 10 candidate edges" in text
     edges = pd.read_csv(out / "edges.csv")
     assert list(edges.columns[:5]) == ["src_func", "dst_func", "src_idx", "dst_idx", "score"]
