@@ -30,26 +30,9 @@ class BenchmarkRun:
     result: TrainResult
 
 
-def run_benchmark(
-    spec: TrainSpec | None = None,
-    *,
-    width: int = 25,
-    n_train: int = 2000,
-    noise_scale: float = 0.15,
-    val_fraction: float = 0.5,
-    progress: bool = False,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> BenchmarkRun:
-    """The SPEC section 6 benchmark at ``width``: see :func:`run_experiment`."""
-    return run_experiment(
-        converging_tier_graph(width),
-        spec,
-        n_train=n_train,
-        noise_scale=noise_scale,
-        val_fraction=val_fraction,
-        progress=progress,
-        on_epoch=on_epoch,
-    )
+def run_benchmark(spec: TrainSpec | None = None, *, width: int = 25, **kwargs) -> BenchmarkRun:
+    """The SPEC section 6 benchmark at ``width``; ``kwargs`` as for :func:`run_experiment`."""
+    return run_experiment(converging_tier_graph(width), spec, **kwargs)
 
 
 def run_experiment(
