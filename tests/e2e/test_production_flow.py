@@ -19,7 +19,7 @@ from e2ehelpers import ServiceProcess, free_port, service_env
 
 from gsnn_edges.client import ApiError, Client
 from gsnn_edges.graph import FF
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame, split_edges
+from gsnn_edges.simulate import simulate_frame, split_edges
 
 pytestmark = pytest.mark.services
 
@@ -34,11 +34,6 @@ SPEC = {
 # and through both stacks); training seeds 1..7 give 0.66-0.92, so 0.8 leaves a margin
 # for numeric drift while still failing a model that stops recovering edges.
 MIN_TEST_AUC = 0.8
-
-
-@pytest.fixture(scope="module")
-def bench():
-    return converging_tier_graph(6)
 
 
 @pytest.fixture(scope="module")
