@@ -97,8 +97,3 @@ def posthoc_baseline(run: BenchmarkRun, score: str = "corr", batch_size: int = 2
     inferer = MagnitudeEdgeInferer(res.model, run.bench.partial, score=score)
     inferer.fit(batches, loss_fn=torch.nn.functional.mse_loss)
     return inferer.evaluate_against(run.test_edges, exclude=run.val_edges)
-
-
-def summary_row(metrics: dict | None) -> dict[str, float]:
-    keys = ("auc", "mrr", "filtered_mrr", "top@1", "top@3", "top@5")
-    return {k: (np.nan if not metrics else metrics.get(k, np.nan)) for k in keys}
