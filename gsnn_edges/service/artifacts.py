@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,16 @@ class ArtifactStore:
             shutil.rmtree(target, ignore_errors=True)
         else:
             target.unlink(missing_ok=True)
+
+    @contextmanager
+    def removed_on_error(self, rel: str) -> Iterator[None]:
+        """Delete ``rel`` if the block raises: an artifact whose database row was never
+        committed must not be left behind."""
+        try:
+            yield
+        except BaseException:
+            self.delete(rel)
+            raise
 
     def check_writable(self) -> None:
         """Raise if the store cannot write and remove a probe file."""

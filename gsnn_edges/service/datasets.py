@@ -5,7 +5,7 @@ from __future__ import annotations
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext, new_id
 from gsnn_edges.service.dataset_table import read_table, validate_table
-from gsnn_edges.service.errors import InvalidInputError, NotFoundError
+from gsnn_edges.service.errors import InvalidInputError, require_found
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.models import Dataset
 
@@ -36,20 +36,15 @@ def create_dataset(
     )
     key = ctx.store.dataset_key(row.id)
     ctx.store.write_parquet(key, table)
-    try:
-        with ctx.db.session() as session:
-            return repo.add_dataset(session, row)
-    except BaseException:
-        ctx.store.delete(key)
-        raise
+    with ctx.store.removed_on_error(key), ctx.db.session() as session:
+        return repo.add_dataset(session, row)
 
 
 def get_dataset(ctx: ServiceContext, tenant: str, dataset_id: str) -> Dataset:
     with ctx.db.session() as session:
-        row = repo.get_dataset(session, tenant, dataset_id)
-    if row is None:
-        raise NotFoundError(f"dataset {dataset_id!r} not found")
-    return row
+        return require_found(
+            repo.get_dataset(session, tenant, dataset_id), f"dataset {dataset_id!r}"
+        )
 
 
 def list_datasets(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ServiceError(Exception):
     """Base class. ``errors`` holds ``{loc, msg}`` items for field-level problems."""
@@ -14,6 +18,13 @@ class ServiceError(Exception):
 
 class NotFoundError(ServiceError):
     """The resource does not exist or belongs to another tenant."""
+
+
+def require_found(row: T | None, what: str) -> T:
+    """``row``, or NotFoundError naming ``what`` (e.g. ``"job 'job_1'"``) when it is None."""
+    if row is None:
+        raise NotFoundError(f"{what} not found")
+    return row
 
 
 class InvalidInputError(ServiceError):

@@ -6,7 +6,7 @@ from typing import Any
 
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext, new_id
-from gsnn_edges.service.errors import InvalidInputError, NotFoundError
+from gsnn_edges.service.errors import InvalidInputError, require_found
 from gsnn_edges.service.models import Graph
 
 
@@ -28,21 +28,14 @@ def create_graph(ctx: ServiceContext, tenant: str, name: str | None, content: di
     row = Graph(id=new_id("gr"), tenant=tenant, name=name, counts=graph.counts())
     key = ctx.store.graph_key(row.id)
     ctx.store.write_json(key, graph.to_json())
-    try:
-        with ctx.db.session() as session:
-            return repo.add_graph(session, row)
-    except BaseException:
-        ctx.store.delete(key)
-        raise
+    with ctx.store.removed_on_error(key), ctx.db.session() as session:
+        return repo.add_graph(session, row)
 
 
 def get_graph(ctx: ServiceContext, tenant: str, graph_id: str) -> Graph:
     """Raises NotFoundError when absent or owned by another tenant."""
     with ctx.db.session() as session:
-        row = repo.get_graph(session, tenant, graph_id)
-    if row is None:
-        raise NotFoundError(f"graph {graph_id!r} not found")
-    return row
+        return require_found(repo.get_graph(session, tenant, graph_id), f"graph {graph_id!r}")
 
 
 def graph_content(ctx: ServiceContext, graph_id: str) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from gsnn_edges.service.errors import (
     ConflictError,
     IdempotencyMismatchError,
     InvalidInputError,
-    NotFoundError,
     ServiceUnavailableError,
+    require_found,
 )
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.models import Job
@@ -133,10 +133,7 @@ def _enqueue(ctx: ServiceContext, job_id: str) -> None:
 
 def get_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
     with ctx.db.session() as session:
-        job = repo.get_job(session, tenant, job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id!r} not found")
-    return job
+        return require_found(repo.get_job(session, tenant, job_id), f"job {job_id!r}")
 
 
 def list_jobs(

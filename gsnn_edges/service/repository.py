@@ -28,6 +28,20 @@ def _page(session: Session, stmt, limit: int, offset: int) -> tuple[list, int]: 
     return items, int(total)
 
 
+def _get_owned(session: Session, model, tenant: str, row_id: str):  # noqa: ANN001
+    """The row of ``model`` with ``row_id`` if ``tenant`` owns it, else None."""
+    return session.scalar(select(model).where(model.id == row_id, model.tenant == tenant))
+
+
+def _list_owned(session: Session, model, tenant: str, limit: int, offset: int, **filters):  # noqa: ANN001, ANN003
+    """A page of ``tenant``'s rows of ``model``, oldest first; None-valued filters are ignored."""
+    stmt = select(model).where(model.tenant == tenant)
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(getattr(model, column) == value)
+    return _page(session, stmt.order_by(model.created_at, model.id), limit, offset)
+
+
 # --- graphs -------------------------------------------------------------------------
 
 
@@ -38,12 +52,11 @@ def add_graph(session: Session, graph: Graph) -> Graph:
 
 
 def get_graph(session: Session, tenant: str, graph_id: str) -> Graph | None:
-    return session.scalar(select(Graph).where(Graph.id == graph_id, Graph.tenant == tenant))
+    return _get_owned(session, Graph, tenant, graph_id)
 
 
 def list_graphs(session: Session, tenant: str, limit: int, offset: int) -> tuple[list, int]:
-    stmt = select(Graph).where(Graph.tenant == tenant).order_by(Graph.created_at, Graph.id)
-    return _page(session, stmt, limit, offset)
+    return _list_owned(session, Graph, tenant, limit, offset)
 
 
 # --- datasets -----------------------------------------------------------------------
@@ -56,16 +69,13 @@ def add_dataset(session: Session, dataset: Dataset) -> Dataset:
 
 
 def get_dataset(session: Session, tenant: str, dataset_id: str) -> Dataset | None:
-    return session.scalar(select(Dataset).where(Dataset.id == dataset_id, Dataset.tenant == tenant))
+    return _get_owned(session, Dataset, tenant, dataset_id)
 
 
 def list_datasets(
     session: Session, tenant: str, limit: int, offset: int, graph_id: str | None = None
 ) -> tuple[list, int]:
-    stmt = select(Dataset).where(Dataset.tenant == tenant)
-    if graph_id is not None:
-        stmt = stmt.where(Dataset.graph_id == graph_id)
-    return _page(session, stmt.order_by(Dataset.created_at, Dataset.id), limit, offset)
+    return _list_owned(session, Dataset, tenant, limit, offset, graph_id=graph_id)
 
 
 # --- jobs: API side -----------------------------------------------------------------
@@ -89,7 +99,7 @@ def add_job(session: Session, job: Job) -> Job:
 
 
 def get_job(session: Session, tenant: str, job_id: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.id == job_id, Job.tenant == tenant))
+    return _get_owned(session, Job, tenant, job_id)
 
 
 def load_job(session: Session, job_id: str) -> Job | None:
@@ -105,10 +115,7 @@ def find_job_by_idempotency_key(session: Session, tenant: str, key: str) -> Job 
 def list_jobs(
     session: Session, tenant: str, limit: int, offset: int, status: str | None = None
 ) -> tuple[list, int]:
-    stmt = select(Job).where(Job.tenant == tenant)
-    if status is not None:
-        stmt = stmt.where(Job.status == status)
-    return _page(session, stmt.order_by(Job.created_at, Job.id), limit, offset)
+    return _list_owned(session, Job, tenant, limit, offset, status=status)
 
 
 def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:
