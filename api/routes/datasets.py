@@ -66,9 +66,4 @@ def list_datasets(
     graph_id: Annotated[str | None, Query(description="Only datasets of this graph.")] = None,
 ) -> DatasetList:
     rows, total = svc.list_datasets(ctx, tenant, paging.limit, paging.offset, graph_id)
-    return DatasetList(
-        total=total,
-        limit=paging.limit,
-        offset=paging.offset,
-        items=[dataset_out(r) for r in rows],
-    )
+    return DatasetList.of([dataset_out(r) for r in rows], total, paging)

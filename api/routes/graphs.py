@@ -54,6 +54,4 @@ def get_graph(
 )
 def list_graphs(ctx: Ctx, tenant: Tenant, paging: PagingDep) -> GraphList:
     rows, total = svc.list_graphs(ctx, tenant, paging.limit, paging.offset)
-    return GraphList(
-        total=total, limit=paging.limit, offset=paging.offset, items=[graph_out(r) for r in rows]
-    )
+    return GraphList.of([graph_out(r) for r in rows], total, paging)

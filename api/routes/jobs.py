@@ -73,9 +73,7 @@ def list_jobs(
     ] = None,
 ) -> JobList:
     rows, total = svc.list_jobs(ctx, tenant, paging.limit, paging.offset, status_)
-    return JobList(
-        total=total, limit=paging.limit, offset=paging.offset, items=[job_out(r) for r in rows]
-    )
+    return JobList.of([job_out(r) for r in rows], total, paging)
 
 
 @router.post(

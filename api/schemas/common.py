@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 
@@ -30,3 +32,8 @@ class Page(BaseModel):
     total: int = Field(description="Number of items matching the query, ignoring paging.")
     limit: int = Field(description="Page size used.")
     offset: int = Field(description="Number of items skipped.")
+
+    @classmethod
+    def of(cls, items: list, total: int, paging: Any) -> Page:
+        """A page of ``items`` (already converted) for the request's ``limit``/``offset``."""
+        return cls(total=total, limit=paging.limit, offset=paging.offset, items=items)
