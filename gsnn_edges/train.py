@@ -212,7 +212,7 @@ def train_joint(
     gen = torch.Generator().manual_seed(t.seed)
     loop = _EpochLoop(model, reg, opt, split, spec, val_edges, test_edges, on_epoch, should_stop)
     history = loop.run(gen, progress)
-    return loop.result(history, device, val_edges, test_edges)
+    return loop.result(history, device)
 
 
 class _EpochLoop:
@@ -230,10 +230,13 @@ class _EpochLoop:
             return None
         return self.reg.evaluate_against(self.val_edges, exclude=self.test_edges or None)
 
-    def _score_test(self, val_edges) -> dict | None:
+    def _score_test(self) -> dict | None:
         if not self.test_edges:
             return None
-        return self.reg.evaluate_against(self.test_edges, exclude=val_edges or None)
+        return self.reg.evaluate_against(self.test_edges, exclude=self.val_edges or None)
+
+    def _edge_metrics(self) -> dict:
+        return {"validation": self._validate(), "test_edges": self._score_test()}
 
     def run(self, gen, progress: bool) -> list[dict]:
         epochs = self.spec.training.epochs
@@ -273,19 +276,18 @@ class _EpochLoop:
             bar.close()
         return history
 
-    def result(self, history, device, val_edges, test_edges) -> TrainResult:
+    def result(self, history, device) -> TrainResult:
         model, reg = self.model, self.reg
-        last = {"validation": self._validate(), "test_edges": self._score_test(val_edges)}
+        last = best = self._edge_metrics()
         if self.best_model_state is not None:
             reg.load_best()
             model.load_state_dict(self.best_model_state)
+            best = self._edge_metrics()
         best_epoch = self.best_epoch or len(history)
-        val = self._validate()
-        test_edge_metrics = self._score_test(val_edges)
         metrics = {
             "best_epoch": best_epoch,
-            "validation": val,
-            "test": {**_test_metrics(model, self.split), "edges": test_edge_metrics},
+            "validation": best["validation"],
+            "test": {**_test_metrics(model, self.split), "edges": best["test_edges"]},
             "history": history,
             "device": str(device),
             "timing": {
@@ -293,7 +295,7 @@ class _EpochLoop:
                 "aux_step_seconds": self.aux_seconds,
                 "seconds_per_epoch": self.train_seconds / max(len(history), 1),
             },
-            "validation_edges": [list(e) for e in val_edges],
+            "validation_edges": [list(e) for e in self.val_edges],
             "last_epoch": last,
         }
         return TrainResult(

@@ -11,17 +11,6 @@ from gsnn_edges.metrics import bh_qvalues, pair_indices
 
 __all__ = ["edge_table", "function_edge_mask", "pair_indices"]
 
-EDGE_COLUMNS = (
-    "src_func",
-    "dst_func",
-    "src_idx",
-    "dst_idx",
-    "score",
-    "has_edge",
-    "p_value",
-    "q_value",
-)
-
 
 def function_edge_mask(data, n_function: int) -> np.ndarray:
     """Bool ``[N, N]``: ``True`` where ``function_i -> function_j`` is in the graph."""
