@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from apihelpers import assert_problem, make_client, upload
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from apihelpers import assert_problem
 
 GOOD = {

@@ -6,9 +6,10 @@ import io
 
 import numpy as np
 import pytest
-from apihelpers import assert_problem, job_body
 
 from gsnn_edges.service.runner import run_job
+
+from apihelpers import assert_problem, job_body
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proctools import stop_process_group
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -55,12 +57,7 @@ def served(tmp_path):
         yield client, tmp_path / "serve.log", proc
     finally:
         client.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 

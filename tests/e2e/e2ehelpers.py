@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from proctools import stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,11 +72,5 @@ class ServiceProcess:
         raise AssertionError(f"{base_url} not ready after {timeout} s:\n{self.tail()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc, timeout=30)
         self._log.close()

@@ -6,12 +6,13 @@ import uuid
 
 import pytest
 import redis
-from workerhelpers import WorkerProcess, make_inputs
 
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.settings import Settings
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from worker.config import celery_enqueue, create_celery
+
+from workerhelpers import WorkerProcess, make_inputs
 
 REDIS_DB = 7
 

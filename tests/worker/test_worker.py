@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from workerhelpers import WorkerProcess, submit, wait_for
 
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.reaper import ReaperThread
 from worker.config import celery_enqueue, create_celery
+
+from workerhelpers import WorkerProcess, submit, wait_for
 
 pytestmark = pytest.mark.services
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -15,6 +15,8 @@ from gsnn_edges.service.graphs import create_graph
 from gsnn_edges.service.jobs import get_job, submit_job
 from gsnn_edges.service.settings import Settings
 
+from proctools import stop_process_group
+
 REPO = Path(__file__).resolve().parents[2]
 TENANT = "local"
 
@@ -56,13 +58,7 @@ class WorkerProcess:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc, timeout=20)
         self.log.close()
 
 
