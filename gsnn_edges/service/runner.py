@@ -27,12 +27,17 @@ class ClaimLost(Exception):
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    import torch
+    """The device label recorded at claim time (``auto`` resolved as training will).
 
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+    An unavailable ``cuda`` keeps its label: ``train_joint`` then fails the job with a
+    message saying no CUDA device is present.
+    """
+    from gsnn_edges.train import resolve_device as training_device
+
+    try:
+        return str(training_device(requested))
+    except RuntimeError:
+        return requested
 
 
 def run_job(ctx: ServiceContext, job_id: str) -> str:
