@@ -16,9 +16,13 @@ REFERENCE = {
         "weight_decay": 1e-4,
         "ridge": 1e-2,
         "dropout": 0.2,
+        "lr_schedule": "constant",
     },
     "training": {"epochs": 30, "batch_size": 64, "lr": 1e-4, "test_fraction": 0.2},
 }
+
+# Named configurations: the reference one and the library defaults (``None``).
+CONFIGS = {"reference": REFERENCE, "defaults": None}
 
 # Graph families, each a function of the seed.
 FAMILIES = {

@@ -19,9 +19,8 @@ import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_experiment
 
-from common import FAMILIES, REFERENCE, make_spec
+from common import CONFIGS, FAMILIES, make_spec
 
-CONFIGS = {"reference": REFERENCE, "defaults": None}
 METHODS = ("online_best", "online_last", "posthoc_corr")
 KEYS = ("auc", "mrr", "filtered_mrr")
 

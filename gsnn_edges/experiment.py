@@ -80,9 +80,9 @@ def edge_labels(edges: pd.DataFrame, positives: list[Edge], exclude: list[Edge])
     return out
 
 
-def posthoc_baseline(run: BenchmarkRun, score: str = "corr", batch_size: int = 256) -> dict:
-    """Fit the post-hoc :class:`MagnitudeEdgeInferer` on the run's final model and score
-    the test edges (validation edges excluded), as the online regressor's test figure."""
+def fit_posthoc(run: BenchmarkRun, score: str = "corr", batch_size: int = 256):
+    """The post-hoc :class:`MagnitudeEdgeInferer` fitted on the run's final model over its
+    whole (z-scored) dataset."""
     import torch
 
     from gsnn_edges.inference.inferer import MagnitudeEdgeInferer
@@ -96,4 +96,11 @@ def posthoc_baseline(run: BenchmarkRun, score: str = "corr", batch_size: int = 2
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     inferer = MagnitudeEdgeInferer(res.model, run.bench.partial, score=score)
     inferer.fit(batches, loss_fn=torch.nn.functional.mse_loss)
+    return inferer
+
+
+def posthoc_baseline(run: BenchmarkRun, score: str = "corr", batch_size: int = 256) -> dict:
+    """Score the run's test edges (validation edges excluded) with :func:`fit_posthoc`, as
+    the online regressor's test figure."""
+    inferer = fit_posthoc(run, score, batch_size)
     return inferer.evaluate_against(run.test_edges, exclude=run.val_edges)

@@ -9,6 +9,7 @@ and reports test loss/r2 and the scored-edge table.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,12 +29,37 @@ __all__ = [
     "SpecValidationError",
     "TrainResult",
     "TrainingCancelled",
+    "regressor_lr_schedule",
     "resolve_device",
     "train_joint",
     "validate_spec",
 ]
 
 Edge = tuple[str, str]
+
+# the regressor's learning rate ends the run at this share of its initial value
+LR_FLOOR = 0.05
+
+
+def regressor_lr_schedule(
+    reg: MagnitudeEdgeRegressor, total_steps: int, kind: str = "cosine"
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Per-step schedule of the regressor's AdamW rate (``None`` for ``'constant'``).
+
+    ``'cosine'``: ``lr * (f + (1 - f) * (1 + cos(pi * step / total_steps)) / 2)`` with
+    ``f = LR_FLOOR``. Call ``.step()`` after every ``reg.aux_step()``. Attach it to your
+    own loop in the seed's call order the same way.
+    """
+    if kind == "constant":
+        return None
+    if kind != "cosine":
+        raise ValueError(f"kind must be 'cosine' or 'constant', got {kind!r}")
+    total = max(int(total_steps), 1)
+
+    def factor(step: int) -> float:
+        return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(reg.optimizer, factor)
 
 
 class TrainingCancelled(Exception):
@@ -108,7 +134,9 @@ def _resolve_validation(graph: GSNNGraph, spec: TrainSpec) -> tuple[GSNNGraph, l
     return graph, [tuple(e) for e in (v.edges or [])]
 
 
-def _run_epoch(model, reg, opt, split: _Split, batch_size: int, gen) -> tuple[float, float, float]:
+def _run_epoch(
+    model, reg, opt, split: _Split, batch_size: int, gen, reg_schedule=None
+) -> tuple[float, float, float]:
     """One pass over the training set in the seed's call order; returns mean losses."""
     model.train()
     reg.train()
@@ -126,6 +154,8 @@ def _run_epoch(model, reg, opt, split: _Split, batch_size: int, gen) -> tuple[fl
         t0 = time.perf_counter()
         aux = reg.aux_step()
         aux_seconds += time.perf_counter() - t0
+        if reg_schedule is not None:
+            reg_schedule.step()
         opt.step()
         total += float(loss.detach()) * len(idx)
         aux_total += aux["aux_loss"] * len(idx)
@@ -224,6 +254,9 @@ class _EpochLoop:
         self.on_epoch, self.should_stop = on_epoch, should_stop
         self.best_epoch, self.best_model_state = None, None
         self.aux_seconds = self.train_seconds = 0.0
+        t = spec.training
+        steps = t.epochs * math.ceil(split.x_train.shape[0] / t.batch_size)
+        self.reg_schedule = regressor_lr_schedule(reg, steps, spec.regressor.lr_schedule)
 
     def _validate(self) -> dict | None:
         if not self.val_edges:
@@ -247,7 +280,13 @@ class _EpochLoop:
                 raise TrainingCancelled(f"cancelled before epoch {epoch}")
             t0 = time.perf_counter()
             loss, aux, aux_s = _run_epoch(
-                self.model, self.reg, self.opt, self.split, self.spec.training.batch_size, gen
+                self.model,
+                self.reg,
+                self.opt,
+                self.split,
+                self.spec.training.batch_size,
+                gen,
+                self.reg_schedule,
             )
             seconds = time.perf_counter() - t0
             self.train_seconds += seconds

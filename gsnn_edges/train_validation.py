@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from gsnn_edges.graph import GSNNGraph
-from gsnn_edges.spec import AGGREGATORS, DEVICES, NORMS, SCORE_MODES, TrainSpec
+from gsnn_edges.spec import AGGREGATORS, DEVICES, LR_SCHEDULES, NORMS, SCORE_MODES, TrainSpec
 
 
 class SpecValidationError(ValueError):
@@ -42,6 +42,11 @@ def _check_ranges(spec: TrainSpec) -> None:
         r.score_mode in SCORE_MODES,
         ("regressor", "score_mode"),
         f"must be one of {list(SCORE_MODES)}, got {r.score_mode!r}",
+    )
+    _check(
+        r.lr_schedule in LR_SCHEDULES,
+        ("regressor", "lr_schedule"),
+        f"must be one of {list(LR_SCHEDULES)}, got {r.lr_schedule!r}",
     )
     for name in ("lr", "weight_decay", "ridge"):
         v = getattr(r, name)

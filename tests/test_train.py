@@ -3,9 +3,17 @@ import pytest
 import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_benchmark
+from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
+from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from gsnn_edges.spec import TrainSpec
-from gsnn_edges.train import SpecValidationError, TrainingCancelled, train_joint
+from gsnn_edges.train import (
+    LR_FLOOR,
+    SpecValidationError,
+    TrainingCancelled,
+    regressor_lr_schedule,
+    train_joint,
+)
 
 
 def _small_spec(**training) -> TrainSpec:
@@ -84,6 +92,35 @@ def test_train_joint_cancellation_raises_at_epoch_boundary(bench6):
         train_joint(bench.partial, data, _small_spec(epochs=5), should_stop=stop)
 
 
+def test_regressor_lr_schedule_follows_the_cosine_formula(bench6):
+    bench, _ = bench6
+    g = bench.partial
+    model = GSNN(g.edge_index_dict, g.node_names_dict, channels=2, layers=3)
+    reg = MagnitudeEdgeRegressor(model, g, lr=2e-3)
+    assert regressor_lr_schedule(reg, 10, "constant") is None
+    with pytest.raises(ValueError, match="'cosine' or 'constant'"):
+        regressor_lr_schedule(reg, 10, "linear")
+    sched = regressor_lr_schedule(reg, 10)
+    seen = [reg.optimizer.param_groups[0]["lr"]]
+    for _ in range(12):  # past the end the rate stays at the floor
+        reg.optimizer.step()
+        sched.step()
+        seen.append(reg.optimizer.param_groups[0]["lr"])
+    k = np.minimum(np.arange(13), 10)
+    expected = 2e-3 * (LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + np.cos(np.pi * k / 10)))
+    np.testing.assert_allclose(seen, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("schedule", "final"), [("cosine", LR_FLOOR), ("constant", 1.0)])
+def test_train_joint_anneals_the_regressor_lr_over_the_whole_run(bench6, schedule, final):
+    bench, data = bench6
+    spec = _small_spec()
+    spec.regressor.lr_schedule = schedule
+    res = train_joint(bench.partial, data, spec)
+    # 480 training rows / batch 64 = 8 steps per epoch, 3 epochs: the schedule ends exactly
+    assert res.regressor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * final)
+
+
 @pytest.mark.parametrize(
     "patch, match",
     [
@@ -91,6 +128,7 @@ def test_train_joint_cancellation_raises_at_epoch_boundary(bench6):
         ({"model": {"layers": 1}}, r"model.layers: must be >= 2"),
         ({"training": {"epochs": -1}}, r"training.epochs: must be >= 1"),
         ({"regressor": {"aggregators": ["median"]}}, r"regressor.aggregators"),
+        ({"regressor": {"lr_schedule": "step"}}, r"regressor.lr_schedule: must be one of"),
         ({"validation": {"edges": [["f0", "f6"]]}}, r"already in the graph"),
         ({"validation": {"edges": [["f0", "zz"]]}}, r"not function nodes"),
         ({"validation": {"holdout_fraction": 1.5}}, r"holdout_fraction: must be in"),

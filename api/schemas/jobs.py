@@ -11,6 +11,7 @@ from api.schemas.common import Page
 from gsnn_edges.spec import (
     AGGREGATORS,
     DEVICES,
+    LR_SCHEDULES,
     NORMS,
     SCORE_MODES,
     ModelSpec,
@@ -54,6 +55,10 @@ class RegressorBlock(BaseModel):
     dropout: float = Field(_R.dropout, ge=0, lt=1, description="Feature dropout probability.")
     score_mode: Literal[SCORE_MODES] = Field(
         _R.score_mode, description=f"How W becomes edge scores, one of {SCORE_MODES}."
+    )
+    lr_schedule: Literal[LR_SCHEDULES] = Field(
+        _R.lr_schedule,
+        description="'cosine' anneals the regressor lr to 5% over the run; 'constant' keeps it.",
     )
 
 

@@ -14,6 +14,7 @@ def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, 
     assert resp.headers["location"] == f"/v1/jobs/{job['id']}" and queue == [job["id"]]
     assert job["status"] == "queued" and job["spec"]["regressor"]["aggregators"] == ["sum", "max"]
     assert job["spec"]["model"]["channels"] == 4 and job["spec"]["training"]["batch_size"] == 64
+    assert job["spec"]["regressor"]["lr_schedule"] == "cosine"
 
 
 def test_jobs_idempotency_key_twice_gives_one_job(client, queue, graph_id, dataset_id):
@@ -33,6 +34,7 @@ CASES = [
     ({"training": {"epochs": -1}}, "training.epochs"),
     ({"model": {"norm": "banana"}}, "model.norm"),
     ({"regressor": {"aggregators": ["median"]}}, "aggregators"),
+    ({"regressor": {"lr_schedule": "step"}}, "regressor.lr_schedule"),
     ({"validation": {"edges": [["f0", "f6"]]}}, "f0.*f6|already"),
     ({"validation": {"edges": [["f0", "zzz"]]}}, "zzz"),
     ({"validation": {"edges": [["f0", "f7"]], "holdout_fraction": 0.1}}, "exactly one"),
