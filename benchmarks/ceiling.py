@@ -13,7 +13,8 @@ scored (validation edges excluded) by:
 - ``posthoc``: the post-hoc correlation baseline on the final model;
 - ``signed``: |correlation| of the signed channel sums (activation at block l-1 against
   gradient at block l), summed over block pairs -- information the magnitude contract
-  (SPEC section 3) throws away.
+  (SPEC section 3) throws away; ``signed_shared`` sums the signed correlations before
+  taking |.|, i.e. forces one sign per pair across block pairs, as one shared W would.
 
 Every source is scored twice: against all candidate pairs, and with candidate targets
 restricted to observed function nodes (those with an output edge). The gap between the
@@ -44,7 +45,7 @@ from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
 
 from common import CONFIGS, FAMILIES, make_spec
 
-SOURCES = ("online", "ridge", "posthoc", "signed")
+SOURCES = ("online", "ridge", "posthoc", "signed", "signed_shared")
 RIDGE = 1.0  # per unit-variance feature; 0.01-100 were within 0.01 AUC of each other
 
 
@@ -89,6 +90,8 @@ class _Probe:
             "online": self.W.abs().numpy(),
             "ridge": ridge.abs().numpy(),
             "signed": self.signed.abs().sum(0).numpy(),
+            # one sign per pair (i, j) across block pairs, as a single shared W would need
+            "signed_shared": self.signed.sum(0).abs().numpy(),
         }
 
 
