@@ -9,7 +9,6 @@ from celery import Celery
 from gsnn_edges.service.settings import Settings
 
 RUN_JOB = "gsnn_edges.run_job"
-REAP = "gsnn_edges.reap_stale_jobs"
 
 
 def _transport_options(settings: Settings) -> dict[str, Any]:
@@ -33,6 +32,8 @@ def create_celery(settings: Settings) -> Celery:
 
     Late acks + prefetch 1 + reject on worker loss keep a job's message until it is
     done; one task per child gives every job a fresh process (no CUDA state carried).
+    Stale jobs are reaped by every API process (``ReaperThread``), not by a beat task:
+    a worker busy with a long job could not run one, and the API is always deployed.
     """
     app = Celery("gsnn_edges", broker=settings.resolved_broker_url, set_as_current=False)
     app.conf.update(
@@ -50,11 +51,6 @@ def create_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_enable_remote_control=not settings.is_filesystem_broker,
-        # The reaper must not wait behind long training jobs: its own queue.
-        task_routes={REAP: {"queue": f"{settings.queue_name}.control"}},
-        beat_schedule={
-            "reap-stale-jobs": {"task": REAP, "schedule": settings.reaper_interval_s},
-        },
     )
     return app
 

@@ -6,11 +6,10 @@ import logging
 from functools import lru_cache
 
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.reaper import reap_stale_jobs
 from gsnn_edges.service.runner import run_job as run_job_service
 from gsnn_edges.service.settings import get_settings
 from worker.app import app
-from worker.config import REAP, RUN_JOB, celery_enqueue
+from worker.config import RUN_JOB, celery_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +27,3 @@ def run_job(job_id: str) -> str:
     outcome = run_job_service(_ctx(), job_id)
     log.info("job %s: %s", job_id, outcome)
     return outcome
-
-
-@app.task(name=REAP)
-def reap() -> dict[str, int]:
-    """One pass of the stale-job reaper (scheduled by celery beat)."""
-    return reap_stale_jobs(_ctx())
