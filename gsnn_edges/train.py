@@ -22,7 +22,7 @@ from gsnn_edges.graph import GSNNGraph, as_graph
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.simulate import split_edges
-from gsnn_edges.spec import TrainSpec
+from gsnn_edges.spec import LR_SCHEDULES, TrainSpec
 from gsnn_edges.train_validation import SpecValidationError, frame_arrays, validate_spec
 
 __all__ = [
@@ -50,10 +50,10 @@ def regressor_lr_schedule(
     ``f = LR_FLOOR``. Call ``.step()`` after every ``reg.aux_step()``. Attach it to your
     own loop in the seed's call order the same way.
     """
+    if kind not in LR_SCHEDULES:
+        raise ValueError(f"kind must be one of {LR_SCHEDULES}, got {kind!r}")
     if kind == "constant":
         return None
-    if kind != "cosine":
-        raise ValueError(f"kind must be 'cosine' or 'constant', got {kind!r}")
     total = max(int(total_steps), 1)
 
     def factor(step: int) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-AGGREGATORS = ("sum", "max", "mean", "l2")
+from gsnn_edges.spec import AGGREGATORS
 
 
 def check_aggregators(aggregators) -> tuple[str, ...]:

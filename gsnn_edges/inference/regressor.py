@@ -20,8 +20,8 @@ from gsnn_edges.inference.magnitudes import (
     uniform_group_size,
 )
 from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
+from gsnn_edges.spec import SCORE_MODES
 
-SCORE_MODES = ("abs", "relu", "signed")
 _POST_NORM_OK = ("batch", "groupbatch", "none")
 
 

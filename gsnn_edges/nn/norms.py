@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-NORMS = ("layer", "batch", "groupbatch", "rms", "none")
+from gsnn_edges.spec import NORMS
 
 
 class NodeNorm(nn.Module):
