@@ -253,6 +253,7 @@ class _EpochLoop:
         self.val_edges, self.test_edges = val_edges, test_edges
         self.on_epoch, self.should_stop = on_epoch, should_stop
         self.best_epoch, self.best_model_state = None, None
+        self.last_val = self.best_val = None  # validation metrics, kept to avoid re-scoring
         self.aux_seconds = self.train_seconds = 0.0
         t = spec.training
         steps = t.epochs * math.ceil(split.x_train.shape[0] / t.batch_size)
@@ -267,9 +268,6 @@ class _EpochLoop:
         if not self.test_edges:
             return None
         return self.reg.evaluate_against(self.test_edges, exclude=self.val_edges or None)
-
-    def _edge_metrics(self) -> dict:
-        return {"validation": self._validate(), "test_edges": self._score_test()}
 
     def run(self, gen, progress: bool) -> list[dict]:
         epochs = self.spec.training.epochs
@@ -291,9 +289,9 @@ class _EpochLoop:
             seconds = time.perf_counter() - t0
             self.train_seconds += seconds
             self.aux_seconds += aux_s
-            val = self._validate()
+            val = self.last_val = self._validate()
             if val is not None and self.reg.maybe_save_best(val["auc"]):
-                self.best_epoch = epoch
+                self.best_epoch, self.best_val = epoch, val
                 self.best_model_state = copy.deepcopy(self.model.state_dict())
             record = {
                 "epoch": epoch,
@@ -317,11 +315,12 @@ class _EpochLoop:
 
     def result(self, history, device) -> TrainResult:
         model, reg = self.model, self.reg
-        last = best = self._edge_metrics()
-        if self.best_model_state is not None:
+        last = best = {"validation": self.last_val, "test_edges": self._score_test()}
+        if self.best_epoch is not None and self.best_epoch < len(history):
             reg.load_best()
             model.load_state_dict(self.best_model_state)
-            best = self._edge_metrics()
+            # the restored W scores validation exactly as it did when it was saved
+            best = {"validation": self.best_val, "test_edges": self._score_test()}
         best_epoch = self.best_epoch or len(history)
         metrics = {
             "best_epoch": best_epoch,

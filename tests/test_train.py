@@ -64,6 +64,8 @@ def test_train_joint_selects_best_validation_epoch(bench6):
     aucs = [h["val_auc"] for h in res.history]
     assert res.best_epoch == int(np.argmax(aucs)) + 1
     assert res.metrics["validation"]["auc"] == pytest.approx(max(aucs))
+    # reported validation metrics are those of the returned (restored) regressor
+    assert res.regressor.evaluate_against(spec.validation.edges) == res.metrics["validation"]
     assert res.history[-1]["best_epoch"] == res.best_epoch
 
 
