@@ -9,7 +9,6 @@ import redis
 
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.settings import Settings
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from worker.config import celery_enqueue, create_celery
 
 from workerhelpers import WorkerProcess, make_inputs
@@ -54,6 +53,5 @@ def worker(settings, ctx, log_path):
 
 
 @pytest.fixture(scope="module")
-def inputs(ctx):
-    bench = converging_tier_graph(6)
-    return make_inputs(ctx, bench, simulate_frame(bench.partial, 300, seed=0))
+def inputs(ctx, bench, frame):
+    return make_inputs(ctx, bench, frame)
