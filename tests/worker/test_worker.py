@@ -48,7 +48,7 @@ def test_worker_cancel_running_job_ends_cancelled(ctx, worker, inputs, log_path)
 def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path):
     # own queue, so the module's shared worker cannot take the job
     own = settings.model_copy(update={"queue_name": settings.queue_name + "_kill"})
-    ctx = ServiceContext(own, _db(own), _store(own), celery_enqueue(create_celery(own), own))
+    ctx = ServiceContext.from_settings(own, enqueue=celery_enqueue(create_celery(own), own))
     log = tmp_path / "killed.log"
     victim = WorkerProcess(own, log)
     # long enough that the kill reliably lands mid-job even on an idle machine
@@ -71,15 +71,3 @@ def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path
     assert job.status == "succeeded", job.error
     # >= 2: on a loaded machine a slow restart can cost one more stale-heartbeat claim
     assert job.attempts >= 2 and job.progress["epoch"] == 60
-
-
-def _db(settings):
-    from gsnn_edges.service.db import Database
-
-    return Database(settings)
-
-
-def _store(settings):
-    from gsnn_edges.service.artifacts import ArtifactStore
-
-    return ArtifactStore(settings.data_dir / "artifacts")
