@@ -99,7 +99,6 @@ class MagnitudeEdgeRegressor(nn.Module):
         self.register_buffer("gram", torch.zeros(n, n))
         self.register_buffer("n_rows", torch.zeros((), dtype=torch.long))
         self.register_buffer("rss", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("n_residuals", torch.zeros((), dtype=torch.long))
         self.to(next(model.parameters()).device)
         self.reset_parameters()
         self._stage = "idle"
@@ -132,7 +131,7 @@ class MagnitudeEdgeRegressor(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.W, gain=0.1)
-        for name in ("x_mean", "y_mean", "gram", "n_rows", "rss", "n_residuals"):
+        for name in ("x_mean", "y_mean", "gram", "n_rows", "rss"):
             getattr(self, name).zero_()
         self.x_var.fill_(1.0)
         self.y_var.fill_(1.0)
@@ -269,7 +268,6 @@ class MagnitudeEdgeRegressor(nn.Module):
         self.gram.addmm_(Xf, Xf.t())
         self.n_rows.add_(t * b)
         self.rss.add_(term_sums.sum().double())
-        self.n_residuals.add_(resid.numel())
         return {"aux_loss": float(term_sums.mean()) / (b * n), "n_terms": self.n_terms}
 
     # ----------------------------------------------------------------------- scoring
@@ -287,7 +285,6 @@ class MagnitudeEdgeRegressor(nn.Module):
             self.gram,
             int(self.n_rows),
             float(self.rss),
-            int(self.n_residuals),
             self.ridge,
         )
 

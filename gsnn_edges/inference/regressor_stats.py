@@ -34,9 +34,7 @@ def standardize_update(
     return centred.mul_(torch.rsqrt(var + EPS))
 
 
-def gram_pvalues(
-    W: Tensor, gram: Tensor, n_rows: int, rss: float, n_residuals: int, ridge: float
-) -> np.ndarray:
+def gram_pvalues(W: Tensor, gram: Tensor, n_rows: int, rss: float, ridge: float) -> np.ndarray:
     """One-sided p-values for ``W_ij > 0``.
 
     .. math::
@@ -44,9 +42,10 @@ def gram_pvalues(
         \\sigma^2 = \\mathrm{RSS} / \\max(n_{res} - N, 1),\\quad
         se_i = \\sqrt{\\sigma^2 (G^{-1})_{ii}},\\quad p_{ij} = 1 - \\Phi(W_{ij} / se_i)
 
-    ``n_res`` counts residual entries, so ``sigma^2`` is the mean squared residual per
-    entry. The rows repeat across epochs, so the standard error deliberately carries no
-    ``1/sqrt(n)`` factor: it is a per-row scale and the test is conservative.
+    ``n_res = N * n_rows`` counts residual entries (each row has one per target), so
+    ``sigma^2`` is the mean squared residual per entry. The rows repeat across epochs, so
+    the standard error deliberately carries no ``1/sqrt(n)`` factor: it is a per-row
+    scale and the test is conservative.
     All ones while fewer than ``N + 2`` rows were seen.
 
     Shapes:
@@ -57,6 +56,6 @@ def gram_pvalues(
         return np.ones((n, n))
     G = gram.double().cpu() / n_rows + (ridge + 1e-8) * torch.eye(n, dtype=torch.float64)
     inv_diag = torch.linalg.inv(G).diagonal().clamp(min=0)
-    sigma2 = rss / max(n_residuals - n, 1)
+    sigma2 = rss / max(n * n_rows - n, 1)
     se = torch.sqrt(sigma2 * inv_diag).clamp(min=1e-12).numpy()
     return 1.0 - ndtr(W.double().cpu().numpy() / se[:, None])

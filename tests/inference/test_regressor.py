@@ -176,7 +176,7 @@ def test_evaluate_columns_order_and_pvalues(bench4):
     # p-values follow the Gram formula of SPEC section 4
     Wn = reg.W.detach().double().numpy()
     G = reg.gram.double().numpy() / int(reg.n_rows) + (reg.ridge + 1e-8) * np.eye(n)
-    sigma2 = float(reg.rss) / max(int(reg.n_residuals) - n, 1)
+    sigma2 = float(reg.rss) / max(n * int(reg.n_rows) - n, 1)  # one residual per row and target
     se = np.sqrt(sigma2 * np.diag(np.linalg.inv(G)))
     p_ref = 1 - normal.cdf(Wn / se[:, None])
     got = res.p_value.to_numpy()
