@@ -64,11 +64,3 @@ def _seed_and_threads():
 def bench4():
     """SPEC section 6 benchmark graph at width 4 (8 function nodes)."""
     return converging_tier_graph(4)
-
-
-@pytest.fixture
-def small_model(bench4):
-    from gsnn_edges.nn import GSNN
-
-    g = bench4.partial
-    return GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none")

@@ -7,9 +7,9 @@ from gsnn_edges import GSNN, MagnitudeEdgeRegressor
 from gsnn_edges.inference.magnitudes import node_magnitudes
 
 
-def _setup(bench4, layers=3, **kw):
+def _setup(bench4, **kw):
     g = bench4.partial
-    model = GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=layers, norm="none")
+    model = GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none")
     return model, MagnitudeEdgeRegressor(model, g, **kw), g
 
 
