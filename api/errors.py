@@ -24,7 +24,6 @@ _DOMAIN: list[tuple[type[svc.ServiceError], int, str]] = [
     (svc.ConflictError, 409, "conflict"),
     (svc.IdempotencyMismatchError, 422, "idempotency-key-reused"),
     (svc.InvalidInputError, 422, "invalid-input"),
-    (svc.PayloadTooLargeError, 413, "payload-too-large"),
     (svc.ServiceUnavailableError, 503, "service-unavailable"),
 ]
 
@@ -75,7 +74,11 @@ def problem_responses(*codes: int) -> dict[int | str, dict]:
 
 
 class BodyTooLarge(HTTPException):
-    """Raised while streaming a request body past the size limit."""
+    """A request body over the size limit.
+
+    An HTTPException because FastAPI turns any other error raised while reading the
+    body into a 400.
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -83,6 +86,10 @@ class BodyTooLarge(HTTPException):
             f"request body exceeds the limit of {limit} bytes "
             f"({limit / 2**20:g} MiB, GSNN_EDGES_MAX_UPLOAD_MB)",
         )
+
+    def response(self) -> JSONResponse:
+        """The one 413 problem, whether Content-Length or the streamed count caught it."""
+        return problem_response(413, self.detail, "payload-too-large")
 
 
 async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -114,6 +121,8 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, BodyTooLarge):
+        return exc.response()
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return problem_response(exc.status_code, detail, None, None, exc.headers)
 

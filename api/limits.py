@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import BodyTooLarge, problem_response
+from api.errors import BodyTooLarge
 
 
 class BodySizeLimit:
@@ -25,8 +25,7 @@ class BodySizeLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            err = BodyTooLarge(self.max_bytes)
-            await problem_response(413, err.detail, "payload-too-large")(scope, receive, send)
+            await BodyTooLarge(self.max_bytes).response()(scope, receive, send)
             return
         seen = 0
 

@@ -43,10 +43,6 @@ class IdempotencyMismatchError(ServiceError):
     """An Idempotency-Key was reused with a different request body."""
 
 
-class PayloadTooLargeError(ServiceError):
-    """An upload exceeds the configured size limit."""
-
-
 class ServiceUnavailableError(ServiceError):
     """A backing service (database, broker) is unreachable."""
 

@@ -53,11 +53,17 @@ def test_datasets_oversized_upload_is_413(tmp_path, queue, bench, frame) -> None
         gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
         big = frame.to_csv(index=False).encode()
         assert len(big) > 0.01 * 2**20
-        assert_problem(upload(client, gid, big), 413, "exceeds the limit")
+        declared = [assert_problem(upload(client, gid, big), 413, "exceeds the limit")]
+        json_ct = {"content-type": "application/json"}
+        resp = client.post("/v1/graphs", content=big, headers=json_ct)
+        declared.append(assert_problem(resp, 413, "exceeds the limit"))
         # chunked body without Content-Length is cut off while streaming
         chunks = (big[i : i + 4096] for i in range(0, len(big), 4096))
-        resp = client.post(
-            "/v1/graphs", content=chunks, headers={"content-type": "application/json"}
-        )
-        assert_problem(resp, 413, "exceeds the limit")
+        resp = client.post("/v1/graphs", content=chunks, headers=json_ct)
+        assert "content-length" not in resp.request.headers
+        streamed = assert_problem(resp, 413, "exceeds the limit")
+        # both paths render the same problem
+        for body in declared:
+            assert body["type"] == streamed["type"] == "/problems/payload-too-large"
+            assert body["title"] == streamed["title"]
         assert client.get("/v1/datasets").json()["total"] == 0
