@@ -12,7 +12,6 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.observability import Metrics, MetricsMiddleware
 from api.routes import datasets, graphs, jobs, ops, results
-from api.schemas.common import Problem
 from gsnn_edges.service.context import Enqueue, ServiceContext
 from gsnn_edges.service.reaper import ReaperThread
 from gsnn_edges.service.settings import Settings, get_settings
@@ -76,21 +75,4 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
-    _register_problem_schema(app)
     return app
-
-
-def _register_problem_schema(app: FastAPI) -> None:
-    """Make sure ``#/components/schemas/Problem`` exists in the OpenAPI document."""
-    original = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
-            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
