@@ -16,7 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
-from gsnn_edges.inference.magnitudes import block_tensors, check_aggregators, node_magnitudes
+from gsnn_edges.inference.magnitudes import (
+    block_tensors,
+    check_aggregators,
+    check_probe_model,
+    node_magnitudes,
+    uniform_group_size,
+)
 from gsnn_edges.inference.moments import (
     LAYER_AGGS,
     PairMoments,
@@ -105,11 +111,10 @@ class MagnitudeEdgeInferer:
             raise ValueError(f"unknown layer_agg {layer_agg!r}; choose from {LAYER_AGGS}")
         if ridge < 0:
             raise ValueError(f"ridge must be >= 0, got {ridge}")
-        _check_model(model)
+        check_probe_model(model, data)
         self.names = list(data.node_names_dict["function"])
         n = model.n_function
-        if len(self.names) != n:
-            raise ValueError(f"data has {len(self.names)} function nodes but the model has {n}")
+        self._group_size = uniform_group_size(model.channel_groups, n)
         self.model, self.data = model, data
         self.use_pre_norm, self.score = use_pre_norm, score
         self.layer_agg, self.ridge = layer_agg, ridge
@@ -161,8 +166,9 @@ class MagnitudeEdgeInferer:
         acts = block_tensors(model, self.use_pre_norm)[:-1]
         a = torch.stack([t.detach() for t in acts])  # [P, B, C]
         g = torch.stack(grads) * x.shape[0]
-        feats = node_magnitudes(a, groups, n, (self.aggregator,))[0]
-        targets = node_magnitudes(g, groups, n, ("sum",))[0]
+        size = self._group_size
+        feats = node_magnitudes(a, groups, n, (self.aggregator,), group_size=size)[0]
+        targets = node_magnitudes(g, groups, n, ("sum",), group_size=size)[0]
         return feats, targets
 
     # ------------------------------------------------------------------ scoring
@@ -229,17 +235,6 @@ class MagnitudeEdgeInferer:
             f"pairs={self.moments.n_pairs}, aggregator={self.aggregator!r}, "
             f"score={self.score!r}, layer_agg={self.layer_agg!r}, rows={int(self.moments.n)})"
         )
-
-
-def _check_model(model: nn.Module) -> None:
-    if getattr(model, "checkpoint", False):
-        raise ValueError(
-            "model has checkpoint=True; gradient checkpointing recomputes blocks and "
-            "loses the cached activations the inferer needs"
-        )
-    n_layers = len(model.ResBlocks)
-    if n_layers < 2:
-        raise ValueError(f"model needs at least 2 layers (adjacent block pairs), got {n_layers}")
 
 
 def _model_device(model: nn.Module) -> torch.device:

@@ -9,6 +9,26 @@ from torch import Tensor
 from gsnn_edges.spec import AGGREGATORS
 
 
+def check_probe_model(model, data) -> None:
+    """A model the regressor or the inferer can read magnitudes from, matching ``data``.
+
+    Raises:
+        ValueError: ``checkpoint=True`` (recomputation loses the cached activations),
+            fewer than 2 blocks (no adjacent pair), or a function-node count that differs
+            from ``data``'s.
+    """
+    if getattr(model, "checkpoint", False):
+        raise ValueError(
+            "model has checkpoint=True: gradient checkpointing recomputes blocks and "
+            "loses the cached activations; build the GSNN with checkpoint=False"
+        )
+    if len(model.ResBlocks) < 2:
+        raise ValueError(f"model needs >= 2 layers for adjacent pairs, got {model.layers}")
+    n_data = len(data.node_names_dict["function"])
+    if n_data != model.n_function:
+        raise ValueError(f"data has {n_data} function nodes but the model has {model.n_function}")
+
+
 def check_aggregators(aggregators) -> tuple[str, ...]:
     aggs = tuple(aggregators)
     if not aggs:
@@ -30,7 +50,12 @@ def uniform_group_size(channel_groups: Tensor, n_nodes: int) -> int | None:
 
 
 def node_magnitudes(
-    a: Tensor, channel_groups: Tensor, n_nodes: int, aggregators: tuple[str, ...]
+    a: Tensor,
+    channel_groups: Tensor,
+    n_nodes: int,
+    aggregators: tuple[str, ...],
+    *,
+    group_size: int | None | str = "detect",
 ) -> Tensor:
     """Reduce ``|a|`` over each node's channels, for every aggregator at once.
 
@@ -42,11 +67,13 @@ def node_magnitudes(
         channel_groups: node index of every channel ``[C]``.
         n_nodes: number of function nodes ``N``.
         aggregators: reductions to apply: ``sum`` (L1), ``max``, ``mean``, ``l2``.
+        group_size: :func:`uniform_group_size` of ``channel_groups`` when the caller has
+            it cached (the check costs an ``arange`` and a compare, a sync on CUDA).
 
     Returns:
         ``[K, ..., N]`` with ``K = len(aggregators)``.
     """
-    size = uniform_group_size(channel_groups, n_nodes)
+    size = uniform_group_size(channel_groups, n_nodes) if group_size == "detect" else group_size
     if size is not None:
         g = a.abs().reshape(*a.shape[:-1], n_nodes, size)
         return torch.stack([reduce_channels(g, k, -1) for k in aggregators])

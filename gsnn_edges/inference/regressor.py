@@ -15,6 +15,7 @@ from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair
 from gsnn_edges.inference.magnitudes import (
     block_tensors,
     check_aggregators,
+    check_probe_model,
     node_magnitudes,
     reduce_channels,
     uniform_group_size,
@@ -89,7 +90,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             (model.layers - 1) * len(self.aggregators),
         )
         self.n_pairs, self.n_terms = n_pairs, n_terms
-        self._uniform_groups = uniform_group_size(model.channel_groups, n) is not None
+        self._group_size = uniform_group_size(model.channel_groups, n)  # None: irregular
         self.register_buffer("in_graph", torch.from_numpy(function_edge_mask(data, n)), False)
         self.W = nn.Parameter(torch.empty(n, n))
         self.register_buffer("x_mean", torch.zeros(n_terms, n))
@@ -107,11 +108,7 @@ class MagnitudeEdgeRegressor(nn.Module):
 
     @staticmethod
     def _validate(model, data, use_pre_norm, score_mode, dropout) -> None:
-        if getattr(model, "checkpoint", False):
-            raise ValueError(
-                "model has checkpoint=True: gradient checkpointing recomputes blocks and "
-                "loses the cached activations; build the GSNN with checkpoint=False"
-            )
+        check_probe_model(model, data)
         if not use_pre_norm and getattr(model, "norm", "none") not in _POST_NORM_OK:
             raise ValueError(
                 f"use_pre_norm=False needs norm in {_POST_NORM_OK}, got norm={model.norm!r}: "
@@ -121,13 +118,6 @@ class MagnitudeEdgeRegressor(nn.Module):
             raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if len(model.ResBlocks) < 2:
-            raise ValueError(f"model needs >= 2 layers for adjacent pairs, got {model.layers}")
-        n_data = len(data.node_names_dict["function"])
-        if n_data != model.n_function:
-            raise ValueError(
-                f"data has {n_data} function nodes but the model has {model.n_function}"
-            )
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.W, gain=0.1)
@@ -218,14 +208,14 @@ class MagnitudeEdgeRegressor(nn.Module):
         per aggregator covers every node and layer.
         """
         n, p = self.n_nodes, len(tensors)
-        if self._uniform_groups and all(t.t().is_contiguous() for t in tensors):
+        if self._group_size is not None and all(t.t().is_contiguous() for t in tensors):
             c, b = tensors[0].shape[1], tensors[0].shape[0]
             buf = tensors[0].new_empty(c, p, b)
             for i, t in enumerate(tensors):  # loop over layers, not nodes
                 torch.abs(t.t(), out=buf[:, i])
             g = buf.view(n, -1, p, b)  # [N, channels, P, B]
             return torch.stack([reduce_channels(g, k, 1) for k in aggs], dim=2)
-        if self._uniform_groups and all(t.is_contiguous() for t in tensors):
+        if self._group_size is not None and all(t.is_contiguous() for t in tensors):
             b, c = tensors[0].shape
             buf = tensors[0].new_empty(p, b, c)
             for i, t in enumerate(tensors):
@@ -233,7 +223,8 @@ class MagnitudeEdgeRegressor(nn.Module):
             g = buf.view(p, b, n, -1)  # [P, B, N, channels]
             out = torch.stack([reduce_channels(g, k, 3) for k in aggs], dim=2)  # [P, B, K, N]
             return out.permute(3, 0, 2, 1).contiguous()
-        out = node_magnitudes(torch.stack(tensors), self.gsnn.channel_groups, n, aggs)
+        groups, size = self.gsnn.channel_groups, self._group_size
+        out = node_magnitudes(torch.stack(tensors), groups, n, aggs, group_size=size)
         return out.permute(3, 1, 0, 2).contiguous()  # [K, P, B, N] -> [N, P, K, B]
 
     @torch.no_grad()

@@ -204,7 +204,7 @@ def test_inferer_rejects_checkpointed_or_shallow_models(tiny):
     with pytest.raises(ValueError, match="checkpoint=True"):
         MagnitudeEdgeInferer(ckpt, g)
     shallow = GSNN(g.edge_index_dict, g.node_names_dict, channels=2, layers=1)
-    with pytest.raises(ValueError, match="at least 2 layers"):
+    with pytest.raises(ValueError, match="model needs >= 2 layers for adjacent pairs, got 1"):
         MagnitudeEdgeInferer(shallow, g)
     with pytest.raises(ValueError, match="10 function nodes but the model has 8"):
         MagnitudeEdgeInferer(
