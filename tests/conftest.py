@@ -60,7 +60,13 @@ def _seed_and_threads():
     yield
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bench4():
     """SPEC section 6 benchmark graph at width 4 (8 function nodes)."""
     return converging_tier_graph(4)
+
+
+@pytest.fixture(scope="session")
+def frame4(bench4):
+    """200 samples simulated on the ground-truth graph of ``bench4``."""
+    return simulate_frame(bench4.full, 200, seed=0)

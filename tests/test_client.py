@@ -12,7 +12,6 @@ from api.app import create_app
 from gsnn_edges.client import ApiError, Client, JobFailed
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import Settings
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 
 SMALL = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
 
@@ -41,16 +40,6 @@ class Server:
             run_job(self.app.state.ctx, self.pending.pop(0))
 
 
-@pytest.fixture(scope="module")
-def bench():
-    return converging_tier_graph(4)
-
-
-@pytest.fixture(scope="module")
-def frame(bench):
-    return simulate_frame(bench.full, 200, seed=0)
-
-
 @pytest.fixture
 def server(tmp_path):
     srv = Server(tmp_path)
@@ -59,11 +48,11 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def inputs(server, bench, frame) -> tuple[str, str]:
+def inputs(server, bench4, frame4) -> tuple[str, str]:
     c = server.client()
-    g = bench.partial.to_json()
+    g = bench4.partial.to_json()
     gid = c.create_graph(g["nodes"], g["edges"], name="bench4")["id"]
-    return gid, c.upload_dataset(gid, frame)["id"]
+    return gid, c.upload_dataset(gid, frame4)["id"]
 
 
 @pytest.fixture
@@ -112,17 +101,17 @@ def test_client_other_tenant_gets_404(server, done_job):
     assert info.value.status == 404
 
 
-def test_client_upload_path_csv_parquet_and_dataframe_csv(server, inputs, frame, tmp_path):
+def test_client_upload_path_csv_parquet_and_dataframe_csv(server, inputs, frame4, tmp_path):
     c, gid = server.client(), inputs[0]
-    frame.to_csv(tmp_path / "d.csv", index=False)
-    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    frame4.to_csv(tmp_path / "d.csv", index=False)
+    frame4.to_parquet(tmp_path / "d.parquet", index=False)
     for source in (tmp_path / "d.csv", str(tmp_path / "d.parquet")):
-        assert c.upload_dataset(gid, source)["n_samples"] == len(frame)
-    assert c.upload_dataset(gid, frame, format="csv")["n_samples"] == len(frame)
+        assert c.upload_dataset(gid, source)["n_samples"] == len(frame4)
+    assert c.upload_dataset(gid, frame4, format="csv")["n_samples"] == len(frame4)
     with pytest.raises(ValueError, match="format must be 'csv' or 'parquet', got 'xls'"):
-        c.upload_dataset(gid, frame, format="xls")
+        c.upload_dataset(gid, frame4, format="xls")
     with pytest.raises(ApiError, match="missing columns") as info:
-        c.upload_dataset(gid, frame.drop(columns=frame.columns[0]))
+        c.upload_dataset(gid, frame4.drop(columns=frame4.columns[0]))
     assert info.value.errors[0]["loc"] == ["file", "header"]
 
 
@@ -188,14 +177,14 @@ def test_client_edges_pages_concatenate_to_csv_and_single_page(server, done_job)
         c.edges(done_job, page_size=0)
 
 
-def test_client_weights_metrics_and_evaluate(server, done_job, bench):
+def test_client_weights_metrics_and_evaluate(server, done_job, bench4):
     c = server.client()
     nodes, W = c.weights(done_job)
     as_json = server.http.get(f"/v1/jobs/{done_job}/weights", headers=_key("key-a")).json()
     assert nodes == as_json["nodes"] and W.shape == (len(nodes), len(nodes))
     np.testing.assert_allclose(W, np.asarray(as_json["weights"]), rtol=1e-6)
     assert len(c.metrics(done_job)["history"]) == 2
-    result = c.evaluate(done_job, bench.held_out, top_k=(1, 2))
+    result = c.evaluate(done_job, bench4.held_out, top_k=(1, 2))
     assert 0.0 <= result["auc"] <= 1.0 and "top@2" in result
     with pytest.raises(ApiError, match="nowhere") as info:
         c.evaluate(done_job, [("f0", "nowhere")])

@@ -15,7 +15,6 @@ from api.app import create_app
 from gsnn_edges.cli import main
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import Settings
-from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 
 KEY = "key-cli"
 
@@ -59,11 +58,10 @@ def url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, bench4, frame4):
     tmp = tmp_path_factory.mktemp("cli-files")
-    bench = converging_tier_graph(4)
-    (tmp / "graph.json").write_text(json.dumps(bench.partial.to_json()))
-    simulate_frame(bench.full, 200, seed=0).to_parquet(tmp / "data.parquet", index=False)
+    (tmp / "graph.json").write_text(json.dumps(bench4.partial.to_json()))
+    frame4.to_parquet(tmp / "data.parquet", index=False)
     spec = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
     (tmp / "spec.json").write_text(json.dumps(spec))
     return tmp
