@@ -201,7 +201,9 @@ def test_pair_moments_buffers_match_functions_and_reset(data):
     mod = PairMoments(P, N, full=True)
     assert {"n", "sx", "sy", "sxx", "syy", "sxy", "sxx_full"} <= set(mod.state_dict())
     mod.update(torch.from_numpy(X[:, :150]), torch.from_numpy(Y[:, :150]))
+    sxy = mod.sxy
     mod.update(torch.from_numpy(X[:, 150:]), torch.from_numpy(Y[:, 150:]))
+    assert mod.sxy is sxy  # accumulates in place: no new [P, N, N] buffers per batch
     want = moments_compute(_stream(X, Y, full=True), parents=torch.from_numpy(parents))
     got = mod.compute(parents=torch.from_numpy(parents))
     torch.testing.assert_close(got[0], want[0], equal_nan=True)
