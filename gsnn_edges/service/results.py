@@ -40,19 +40,15 @@ def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> None:
         )
 
 
-def _edge_table(ctx: ServiceContext, job_id: str) -> pd.DataFrame:
+def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> pd.DataFrame:
+    """Filtered edge table (columns :data:`EDGE_COLUMNS`), sorted by score descending.
+
+    The stored table comes from ``inference.edge_table`` (already sorted, with p/q-values)
+    and a boolean mask keeps row order, so nothing is re-sorted; callers slice by position.
+    """
+    require_succeeded(ctx, tenant, job_id)
     frame = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
-    for col in ("p_value", "q_value"):
-        if col not in frame.columns:
-            frame[col] = np.nan
-    return frame
-
-
-def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> pd.DataFrame:
-    """Filtered edge table (columns :data:`EDGE_COLUMNS`), sorted by score descending."""
-    require_succeeded(ctx, tenant, job_id)
-    frame = _edge_table(ctx, job_id)
     keep = np.ones(len(frame), dtype=bool)
     if q.src is not None:
         keep &= (frame["src"] == q.src).to_numpy()
@@ -64,8 +60,7 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
         keep &= (frame["q_value"] <= q.max_q_value).to_numpy()
     if q.candidates_only:
         keep &= ~frame["has_edge"].to_numpy(bool)
-    out = frame.loc[keep, EDGE_COLUMNS]
-    return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+    return frame.loc[keep, EDGE_COLUMNS]
 
 
 def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[bytes]:

@@ -34,6 +34,8 @@ def test_results_edges_filters_and_csv(client, done, bench):
     lines = csv.text.strip().splitlines()
     assert lines[0] == "src,dst,score,p_value,q_value,has_edge"
     assert len(lines) - 1 == page["total"]
+    all_scores = [float(line.split(",")[2]) for line in lines[1:]]
+    assert all_scores == sorted(all_scores, reverse=True)
 
 
 def test_results_weights_metrics_evaluate(client, done, bench):
