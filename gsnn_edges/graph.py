@@ -20,6 +20,8 @@ import networkx as nx
 import numpy as np
 import torch
 
+from gsnn_edges.metrics import pair_indices
+
 NODE_TYPES = ("input", "function", "output")
 EDGE_TYPES = (
     ("input", "to", "function"),
@@ -302,12 +304,6 @@ class GSNNGraph:
     def n_output(self) -> int:
         return len(self.node_names_dict["output"])
 
-    def name_to_index(self, node_type: str) -> dict[str, int]:
-        """``{name: index}`` within one node type."""
-        if node_type not in NODE_TYPES:
-            raise GraphValidationError(f"unknown node type {node_type!r}; expected {NODE_TYPES}")
-        return {n: i for i, n in enumerate(self.node_names_dict[node_type])}
-
     def counts(self) -> dict[str, Any]:
         """Node counts per type and edge counts per ``'<src>_<dst>'`` edge type."""
         edges = {
@@ -332,17 +328,11 @@ class GSNNGraph:
 
     def _function_pairs(self, edges: Iterable[Edge]) -> torch.Tensor:
         """Map ``(src, dst)`` function-name pairs to a ``LongTensor [2, K]``."""
-        lookup = self.name_to_index("function")
-        pairs = []
-        for edge in edges:
-            src, dst = edge
-            for end in (src, dst):
-                if end not in lookup:
-                    raise GraphValidationError(
-                        f"edge ({src!r}, {dst!r}): {end!r} is not a function node of the graph"
-                    )
-            pairs.append((lookup[src], lookup[dst]))
-        return torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T
+        try:
+            pairs = pair_indices(edges, self.node_names_dict["function"])
+        except ValueError as e:
+            raise GraphValidationError(str(e)) from None
+        return torch.from_numpy(pairs).T
 
     def _with_ff(self, ff: torch.Tensor) -> GSNNGraph:
         eid = {k: v.clone() for k, v in self.edge_index_dict.items()}
