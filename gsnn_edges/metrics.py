@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 # Entries of one [N, chunk] comparison block in target_ranks (bounds memory, not a loop
 # over pairs: a 2,000-node matrix with 100 positives is a single block).
@@ -22,9 +21,8 @@ _BLOCK = 1 << 24
 
 # --------------------------------------------------------------------------- basic
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC-AUC via the Mann-Whitney U statistic, ties counted 1/2.
-
-    ``AUC = (sum of positive ranks - P (P + 1) / 2) / (P N)`` with average ranks.
+    """ROC-AUC via the Mann-Whitney U statistic, ties counted 1/2 (the same
+    :func:`_auc_against` every score-matrix metric uses).
 
     Shapes:
         scores: [M]; labels: [M] (bool or 0/1). Any shape is flattened.
@@ -36,12 +34,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     if scores.shape != labels.shape:
         raise ValueError(f"scores has {scores.size} entries but labels has {labels.size}")
     labels = labels.astype(bool)
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return _auc_against(scores[labels], scores[~labels])
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
