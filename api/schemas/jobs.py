@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import Page
+from gsnn_edges.service.jsonsafe import to_jsonable
+from gsnn_edges.service.models import JOB_STATUSES
 from gsnn_edges.spec import (
     AGGREGATORS,
     DEVICES,
@@ -21,7 +23,7 @@ from gsnn_edges.spec import (
 )
 
 _M, _R, _T = ModelSpec(), RegressorSpec(), TrainingSpec()
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal[JOB_STATUSES]
 _STRICT = ConfigDict(extra="forbid")
 
 
@@ -111,15 +113,7 @@ class JobSpecBody(BaseModel):
         """Canonical ``TrainSpec.to_dict()`` form (stored and hashed)."""
         raw = self.model_dump(mode="json")
         raw["validation"] = raw["validation"] or {}
-        return _jsonify(TrainSpec.from_dict(raw).to_dict())
-
-
-def _jsonify(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonify(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonify(v) for v in obj]
-    return obj
+        return to_jsonable(TrainSpec.from_dict(raw).to_dict())
 
 
 class JobCreate(JobSpecBody):
