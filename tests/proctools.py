@@ -1,10 +1,42 @@
-"""Subprocess helpers shared by the end-to-end tests (processes started in own sessions)."""
+"""Subprocess helpers shared by the tests that start `gsnn-edges` processes (own sessions)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gsnn_edges_argv(*args: str) -> list[str]:
+    """The installed ``gsnn-edges`` console script (``python -m`` when not installed)."""
+    script = Path(sys.executable).parent / "gsnn-edges"
+    if script.exists():
+        return [str(script), *args]
+    found = shutil.which("gsnn-edges")
+    return [found, *args] if found else [sys.executable, "-m", "gsnn_edges.cli", *args]
+
+
+def service_env(**settings: str) -> dict[str, str]:
+    """Our environment without any ``GSNN_EDGES_*`` variable, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSNN_EDGES_")}
+    env.update({f"GSNN_EDGES_{k.upper()}": v for k, v in settings.items()})
+    return env
 
 
 def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
@@ -17,3 +49,40 @@ def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+class ServiceProcess:
+    """One ``gsnn-edges VERB ...`` subprocess in its own process group, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            gsnn_edges_argv(*args),
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def wait_ready(self, base_url: str, timeout: float = 60.0) -> None:
+        """Poll ``/readyz`` until it answers 200; fail with the log if the process dies."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"{base_url} not ready after {timeout} s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        stop_process_group(self.proc, timeout=30)
+        self._log.close()

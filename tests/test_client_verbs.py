@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -15,6 +14,8 @@ from api.app import create_app
 from gsnn_edges.cli import main
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import Settings
+
+from proctools import free_port
 
 KEY = "key-cli"
 
@@ -38,9 +39,7 @@ def url(tmp_path_factory):
     holder["app"] = create_app(
         settings, enqueue=enqueue, broker_ping=lambda: None, run_reaper=False
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(holder["app"], host="127.0.0.1", port=port, log_level="warning")
     )

@@ -2,63 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from proctools import stop_process_group
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from proctools import ServiceProcess, free_port, service_env
 
 
 @pytest.fixture
 def served(tmp_path):
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GSNN_EDGES_")}
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gsnn_edges.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    port = free_port()
+    server = ServiceProcess(
+        ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        service_env(),
+        tmp_path / "serve.log",
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
-        for _ in range(150):
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield client, tmp_path / "serve.log", proc
+        server.wait_ready(f"http://127.0.0.1:{port}")
+        yield client, server.log_path, server.proc
     finally:
         client.close()
-        stop_process_group(proc)
-        log.close()
+        server.stop()
 
 
 def test_serve_trains_job_end_to_end(served, bench, frame):

@@ -20,7 +20,7 @@ from gsnn_edges.client import ApiError, Client
 from gsnn_edges.graph import FF
 from gsnn_edges.simulate import simulate_frame, split_edges
 
-from e2ehelpers import ServiceProcess, free_port, service_env
+from proctools import ServiceProcess, free_port, service_env
 
 pytestmark = pytest.mark.services
 
