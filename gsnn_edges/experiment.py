@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
-from gsnn_edges.inference.edge_table import pair_indices
+from gsnn_edges.inference.inferer import MagnitudeEdgeInferer
+from gsnn_edges.metrics import pair_indices
 from gsnn_edges.simulate import BenchmarkGraph, converging_tier_graph, simulate_frame, split_edges
 from gsnn_edges.spec import TrainSpec, ValidationSpec
-from gsnn_edges.train import TrainResult, train_joint
+from gsnn_edges.train import TrainResult, scale, train_joint
+from gsnn_edges.train_validation import frame_arrays
 
 Edge = tuple[str, str]
 
@@ -80,15 +83,11 @@ def edge_labels(edges: pd.DataFrame, positives: list[Edge], exclude: list[Edge])
     return out
 
 
-def fit_posthoc(run: BenchmarkRun, score: str = "corr", batch_size: int = 256):
+def fit_posthoc(
+    run: BenchmarkRun, score: str = "corr", batch_size: int = 256
+) -> MagnitudeEdgeInferer:
     """The post-hoc :class:`MagnitudeEdgeInferer` fitted on the run's final model over its
     whole (z-scored) dataset."""
-    import torch
-
-    from gsnn_edges.inference.inferer import MagnitudeEdgeInferer
-    from gsnn_edges.train import scale
-    from gsnn_edges.train_validation import frame_arrays
-
     res = run.result
     X, Y = frame_arrays(run.bench.partial, run.data)
     device = next(res.model.parameters()).device

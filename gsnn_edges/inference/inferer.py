@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
+from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
     block_tensors,
     check_aggregators,
@@ -29,7 +29,7 @@ from gsnn_edges.inference.moments import (
     combine_pairs,
     fisher_z_pvalues,
 )
-from gsnn_edges.metrics import score_matrix_metrics
+from gsnn_edges.metrics import pair_indices, score_matrix_metrics
 
 SCORES = ("corr", "partial")
 LossFn = Callable[[Tensor, Tensor], Tensor]

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from gsnn_edges import metrics
-from gsnn_edges.inference.edge_table import edge_table, function_edge_mask, pair_indices
+from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
     block_tensors,
     check_aggregators,
@@ -21,6 +21,7 @@ from gsnn_edges.inference.magnitudes import (
     uniform_group_size,
 )
 from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
+from gsnn_edges.metrics import pair_indices
 from gsnn_edges.spec import SCORE_MODES
 
 _POST_NORM_OK = ("batch", "groupbatch", "none")
@@ -136,12 +137,10 @@ class MagnitudeEdgeRegressor(nn.Module):
         """The GSNN being trained (not a submodule: its state is not ours to save)."""
         return self._gsnn[0]
 
-    gsnn = model
-
     # ----------------------------------------------------------------- call protocol
     def pre_forward(self) -> None:
         """Ask every ResBlock to cache its activations for the coming forward pass."""
-        self.gsnn._store_activations = True
+        self.model._store_activations = True
         self._stage = "forward"
 
     def arm_retained_grads(self) -> None:
@@ -151,7 +150,7 @@ class MagnitudeEdgeRegressor(nn.Module):
                 "arm_retained_grads() called before pre_forward(): call "
                 "pre_forward(), then model(x), then arm_retained_grads()"
             )
-        cached = block_tensors(self.gsnn, self.use_pre_norm)
+        cached = block_tensors(self.model, self.use_pre_norm)
         if any(t is None or not t.requires_grad for t in cached):
             raise RuntimeError(
                 "no cached activations with gradients: run yhat = model(x) "
@@ -183,11 +182,11 @@ class MagnitudeEdgeRegressor(nn.Module):
             return self._step(X, Y)
         finally:
             self._stage = "idle"
-            self.gsnn._store_activations = False
+            self.model._store_activations = False
 
     def _magnitudes(self) -> tuple[Tensor, Tensor]:
         """Features ``[N, T, B]`` (term ``t = p*K + k``) and targets ``[N, P, B]``."""
-        cached = block_tensors(self.gsnn, self.use_pre_norm)
+        cached = block_tensors(self.model, self.use_pre_norm)
         grads = [t.grad for t in cached[1:]]
         if any(g is None for g in grads):
             raise RuntimeError(
@@ -223,7 +222,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             g = buf.view(p, b, n, -1)  # [P, B, N, channels]
             out = torch.stack([reduce_channels(g, k, 3) for k in aggs], dim=2)  # [P, B, K, N]
             return out.permute(3, 0, 2, 1).contiguous()
-        groups, size = self.gsnn.channel_groups, self._group_size
+        groups, size = self.model.channel_groups, self._group_size
         out = node_magnitudes(torch.stack(tensors), groups, n, aggs, group_size=size)
         return out.permute(3, 1, 0, 2).contiguous()  # [K, P, B, N] -> [N, P, K, B]
 

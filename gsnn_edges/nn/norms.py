@@ -58,7 +58,7 @@ class NodeNorm(nn.Module):
         if self.kind == "none":
             return z
         if self.kind == "batch":
-            out = self._batch_stats(z, dims=(1,), view=z)
+            out = self._batch_stats(z, dims=(1,))
         else:
             g = z.reshape(self.n_nodes, self.channels, -1)
             if self.kind == "layer":
@@ -67,12 +67,12 @@ class NodeNorm(nn.Module):
             elif self.kind == "rms":
                 out = g * torch.rsqrt(g.pow(2).mean(dim=1, keepdim=True) + self.eps)
             else:  # groupbatch
-                out = self._batch_stats(g, dims=(1, 2), view=g)
+                out = self._batch_stats(g, dims=(1, 2))
             out = out.reshape(z.shape)
         out = out * self.weight
         return out + self.bias if self.bias is not None else out
 
-    def _batch_stats(self, x: Tensor, dims: tuple[int, ...], view: Tensor) -> Tensor:
+    def _batch_stats(self, x: Tensor, dims: tuple[int, ...]) -> Tensor:
         shape = [-1] + [1] * (x.dim() - 1)
         if self.training:
             var, mean = torch.var_mean(x, dim=dims, unbiased=False)
@@ -83,7 +83,7 @@ class NodeNorm(nn.Module):
                 self.running_var.lerp_(unbiased.flatten(), self.momentum)
         else:
             mean, var = self.running_mean, self.running_var
-        return (view - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + self.eps)
+        return (x - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.kind}, nodes={self.n_nodes}, channels={self.channels}"
