@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
@@ -84,7 +85,9 @@ def get_weights(
         headers = {"Content-Disposition": f'attachment; filename="{job_id}-W.npy"'}
         return Response(data, media_type="application/x-npy", headers=headers)
     nodes, weights = svc.load_weights(ctx, tenant, job_id)
-    return WeightsOut(nodes=nodes, weights=to_jsonable(weights))
+    # tolist() is one C call; only a W holding NaN/inf needs the per-element null mapping
+    rows = weights.tolist() if np.isfinite(weights).all() else to_jsonable(weights)
+    return WeightsOut(nodes=nodes, weights=rows)
 
 
 @router.get("/metrics", response_model=MetricsOut, responses=_ERRORS, summary="Job metrics")

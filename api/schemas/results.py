@@ -24,7 +24,9 @@ class EdgePage(Page):
 
 class WeightsOut(BaseModel):
     nodes: list[str] = Field(description="Function node names, index order of W.")
-    weights: list[list[float]] = Field(description="W[i][j] scores nodes[i] -> nodes[j].")
+    weights: list[list[float | None]] = Field(
+        description="W[i][j] scores nodes[i] -> nodes[j]; null where it is NaN or infinite."
+    )
 
 
 class MetricsOut(BaseModel):

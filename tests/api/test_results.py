@@ -53,3 +53,14 @@ def test_results_weights_metrics_evaluate(client, done, bench):
     job = client.get(f"/v1/jobs/{done}").json()
     assert job["status"] == "succeeded" and job["progress"]["epoch"] == 2
     assert_problem(client.post(f"/v1/jobs/{done}/cancel"), 409, "already succeeded")
+
+
+def test_results_weights_non_finite_are_null(client, done):
+    ctx = client.app.state.ctx
+    key = ctx.store.job_key(done, "weights")
+    w = ctx.store.read_npy(key)
+    w[0, 1], w[1, 0] = np.nan, np.inf
+    ctx.store.write_npy(key, w)
+    got = client.get(f"/v1/jobs/{done}/weights").json()["weights"]
+    assert got[0][1] is None and got[1][0] is None
+    assert got[0][0] == pytest.approx(float(w[0, 0]))
