@@ -1,4 +1,5 @@
-"""Subprocess helpers shared by the tests that start `gsnn-edges` processes (own sessions)."""
+"""Helpers shared across test directories: `gsnn-edges` subprocesses (in their own
+sessions) and the API app built in process."""
 
 from __future__ import annotations
 
@@ -9,11 +10,28 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+
+from api.app import create_app
+from gsnn_edges.service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def make_app(data_dir: Path, enqueue: Callable[[str], None], **settings) -> FastAPI:
+    """The app in process on SQLite under ``data_dir``: no broker, no reaper thread.
+
+    ``enqueue(job_id)`` receives submitted jobs; ``settings`` override the rest
+    (``api_keys`` defaults to none, whatever the environment says).
+    """
+    full = Settings(
+        data_dir=data_dir, database_url=None, broker_url=None, **{"api_keys": "", **settings}
+    )
+    return create_app(full, enqueue=enqueue, broker_ping=lambda: None, run_reaper=False)
 
 
 def free_port() -> int:

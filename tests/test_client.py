@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from gsnn_edges.client import ApiError, Client, JobFailed
 from gsnn_edges.service.runner import run_job
-from gsnn_edges.service.settings import Settings
+
+from proctools import make_app
 
 SMALL = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
 
@@ -21,15 +21,7 @@ class Server:
 
     def __init__(self, tmp_path) -> None:
         self.pending: list[str] = []
-        settings = Settings(
-            data_dir=tmp_path / "data",
-            database_url=None,
-            broker_url=None,
-            api_keys="a:key-a,b:key-b",
-        )
-        self.app = create_app(
-            settings, enqueue=self.pending.append, broker_ping=lambda: None, run_reaper=False
-        )
+        self.app = make_app(tmp_path / "data", self.pending.append, api_keys="a:key-a,b:key-b")
         self.http = TestClient(self.app)
 
     def client(self, key: str | None = "key-a") -> Client:

@@ -10,12 +10,10 @@ import pandas as pd
 import pytest
 import uvicorn
 
-from api.app import create_app
 from gsnn_edges.cli import main
 from gsnn_edges.service.runner import run_job
-from gsnn_edges.service.settings import Settings
 
-from proctools import free_port
+from proctools import free_port, make_app
 
 KEY = "key-cli"
 
@@ -23,12 +21,6 @@ KEY = "key-cli"
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     """The app on a free port; jobs run in a background thread with the worker's runner."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("cli") / "data",
-        database_url=None,
-        broker_url=None,
-        api_keys=f"cli:{KEY}",
-    )
     holder: dict = {}
     jobs: list[threading.Thread] = []
 
@@ -36,9 +28,8 @@ def url(tmp_path_factory):
         jobs.append(threading.Thread(target=run_job, args=(holder["app"].state.ctx, job_id)))
         jobs[-1].start()
 
-    holder["app"] = create_app(
-        settings, enqueue=enqueue, broker_ping=lambda: None, run_reaper=False
-    )
+    data_dir = tmp_path_factory.mktemp("cli") / "data"
+    holder["app"] = make_app(data_dir, enqueue, api_keys=f"cli:{KEY}")
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(holder["app"], host="127.0.0.1", port=port, log_level="warning")

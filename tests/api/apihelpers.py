@@ -6,8 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from gsnn_edges.service.settings import Settings
+from proctools import make_app
 
 PROBLEM = "application/problem+json"
 KEYS = {"a": "key-a", "b": "key-b"}
@@ -48,11 +47,4 @@ def job_body(graph_id, dataset_id, **blocks) -> dict:
 
 
 def make_client(tmp_path, queue, **overrides) -> TestClient:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=None,
-        broker_url=None,
-        **{"api_keys": "", **overrides},
-    )
-    app = create_app(settings, enqueue=queue.append, broker_ping=lambda: None, run_reaper=False)
-    return TestClient(app)
+    return TestClient(make_app(tmp_path / "data", queue.append, **overrides))
