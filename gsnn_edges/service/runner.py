@@ -136,12 +136,9 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any) -> None:
     store, key = ctx.store, ctx.store.job_key
     store.write_npy(key(job_id, "weights"), np.asarray(result.weights, dtype=np.float32))
     store.write_json(key(job_id, "nodes"), list(result.node_names))
-    store.write_parquet(key(job_id, "edges"), result.edges.reset_index(drop=True))
-    metrics = dict(result.metrics)
-    metrics.setdefault("best_epoch", result.best_epoch)
-    metrics.setdefault("history", result.history)
-    metrics.setdefault("device", result.device)
-    store.write_json(key(job_id, "metrics"), metrics)
+    # write_parquet drops the index; train_joint's metrics carry best_epoch, history, device
+    store.write_parquet(key(job_id, "edges"), result.edges)
+    store.write_json(key(job_id, "metrics"), result.metrics)
     for what, state in (("model", result.model_state), ("regressor", result.regressor_state)):
         buf = io.BytesIO()
         torch.save(state, buf)

@@ -52,6 +52,7 @@ def test_results_weights_metrics_evaluate(client, done, bench):
     assert_problem(client.post(f"/v1/jobs/{done}/evaluate", json=bad), 422, "nope")
     job = client.get(f"/v1/jobs/{done}").json()
     assert job["status"] == "succeeded" and job["progress"]["epoch"] == 2
+    assert metrics["best_epoch"] in (1, 2) and metrics["device"] == job["device"]
     assert_problem(client.post(f"/v1/jobs/{done}/cancel"), 409, "already succeeded")
 
 
