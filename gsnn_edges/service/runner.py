@@ -115,7 +115,9 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
     data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
     spec = TrainSpec.from_dict(job.spec)
     on_epoch, should_stop = _callbacks(ctx, job.id, token)
-    if should_stop():  # cancelled between claim and start
+    # cancelled between claim and start: end cancelled before train_joint's setup, whose
+    # spec/data/device errors would otherwise turn the job failed (its own check is later)
+    if should_stop():
         raise _cancelled()
     result = train_joint(graph, data, spec, on_epoch=on_epoch, should_stop=should_stop)
     store_results(ctx, job.id, result)
