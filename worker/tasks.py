@@ -9,19 +9,21 @@ from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.runner import run_job as run_job_service
 from gsnn_edges.service.settings import get_settings
 from worker.app import app
-from worker.config import RUN_JOB, celery_enqueue
+from worker.config import RUN_JOB
 
 log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
 def _ctx() -> ServiceContext:
-    """Service context of this process, built lazily (after fork) and migrated."""
-    settings = get_settings()
-    return ServiceContext.from_settings(settings, enqueue=celery_enqueue(app, settings))
+    """Service context of this process, built lazily (after fork) and migrated.
+
+    No enqueue: running a job never queues one (the default fails loudly if it did).
+    """
+    return ServiceContext.from_settings(get_settings())
 
 
-@app.task(name=RUN_JOB, acks_late=True)
+@app.task(name=RUN_JOB)  # late acks come from task_acks_late in worker.config
 def run_job(job_id: str) -> str:
     """Train one job; a re-delivered or already claimed job is a no-op."""
     outcome = run_job_service(_ctx(), job_id)
