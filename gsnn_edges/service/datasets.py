@@ -23,8 +23,7 @@ def create_dataset(
     with ctx.db.session() as session:
         graph = repo.get_graph(session, tenant, graph_id)
     if graph is None:
-        msg = f"graph {graph_id!r} not found"
-        raise InvalidInputError(msg, [{"loc": ["body", "graph_id"], "msg": msg}])
+        raise InvalidInputError.at(["body", "graph_id"], f"graph {graph_id!r} not found")
     nodes = graph_content(ctx, graph_id)["nodes"]
     table = validate_table(read_table(data, filename), nodes["input"], nodes["output"])
     row = Dataset(

@@ -30,6 +30,11 @@ def require_found(row: T | None, what: str) -> T:
 class InvalidInputError(ServiceError):
     """The request is well formed but its content cannot be used."""
 
+    @classmethod
+    def at(cls, loc: list, msg: str) -> InvalidInputError:
+        """One problem at ``loc``, its ``msg`` doubling as the message."""
+        return cls(msg, [{"loc": loc, "msg": msg}])
+
 
 class ConflictError(ServiceError):
     """The resource is not in a state that allows the operation."""

@@ -24,7 +24,7 @@ def create_graph(ctx: ServiceContext, tenant: str, name: str | None, content: di
     try:
         graph = GSNNGraph.from_json(content)
     except GraphValidationError as exc:
-        raise InvalidInputError(str(exc), [{"loc": ["body"], "msg": str(exc)}]) from exc
+        raise InvalidInputError.at(["body"], str(exc)) from exc
     row = Graph(id=new_id("gr"), tenant=tenant, name=name, counts=graph.counts())
     key = ctx.store.graph_key(row.id)
     ctx.store.write_json(key, graph.to_json())

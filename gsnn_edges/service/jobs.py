@@ -48,10 +48,6 @@ def _replay(job: Job, digest: str) -> Submitted:
     return Submitted(job=job, replayed=True)
 
 
-def _invalid(loc: list, msg: str) -> InvalidInputError:
-    return InvalidInputError(msg, [{"loc": loc, "msg": msg}])
-
-
 def validate_job(
     ctx: ServiceContext, tenant: str, graph_id: str, dataset_id: str, spec: dict[str, Any]
 ) -> None:
@@ -64,18 +60,18 @@ def validate_job(
         graph = repo.get_graph(session, tenant, graph_id)
         dataset = repo.get_dataset(session, tenant, dataset_id)
     if graph is None:
-        raise _invalid(["body", "graph_id"], f"graph {graph_id!r} not found")
+        raise InvalidInputError.at(["body", "graph_id"], f"graph {graph_id!r} not found")
     if dataset is None:
-        raise _invalid(["body", "dataset_id"], f"dataset {dataset_id!r} not found")
+        raise InvalidInputError.at(["body", "dataset_id"], f"dataset {dataset_id!r} not found")
     if dataset.graph_id != graph_id:
-        raise _invalid(
+        raise InvalidInputError.at(
             ["body", "dataset_id"],
             f"dataset {dataset_id!r} belongs to graph {dataset.graph_id!r}, not {graph_id!r}",
         )
     try:
         validate_spec(GSNNGraph.from_json(graph_content(ctx, graph_id)), TrainSpec.from_dict(spec))
     except (SpecValidationError, GraphValidationError) as exc:
-        raise _invalid(["body", *getattr(exc, "loc", ())], str(exc)) from exc
+        raise InvalidInputError.at(["body", *getattr(exc, "loc", ())], str(exc)) from exc
 
 
 def submit_job(

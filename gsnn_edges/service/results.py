@@ -103,6 +103,5 @@ def evaluate(
     try:
         _, summary = edge_table_metrics(table, positive_edges, top_k=tuple(top_k))
     except ValueError as exc:
-        msg = str(exc)
-        raise InvalidInputError(msg, [{"loc": ["body", "positive_edges"], "msg": msg}]) from exc
+        raise InvalidInputError.at(["body", "positive_edges"], str(exc)) from exc
     return summary

@@ -45,7 +45,8 @@ def test_datasets_upload_created_with_location(client, graph_id, frame) -> None:
 
 def test_datasets_unknown_graph_is_422(client, frame) -> None:
     resp = upload(client, "gr_nope", frame.to_csv(index=False).encode())
-    assert_problem(resp, 422, "graph 'gr_nope' not found")
+    body = assert_problem(resp, 422, "graph 'gr_nope' not found")
+    assert body["errors"] == [{"loc": ["body", "graph_id"], "msg": body["detail"]}]
 
 
 def test_datasets_oversized_upload_is_413(tmp_path, queue, bench, frame) -> None:
