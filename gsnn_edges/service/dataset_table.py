@@ -7,6 +7,7 @@ every cell must be a finite number; there must be at least one row.
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -44,9 +45,10 @@ def read_table(data: bytes, filename: str | None = None) -> pd.DataFrame:
 
 def _check_columns(frame: pd.DataFrame, expected: list[str]) -> None:
     present = [str(c) for c in frame.columns]
-    dupes = sorted({c for c in present if present.count(c) > 1})
-    missing = [c for c in expected if c not in set(present)]
-    extra = [c for c in present if c not in set(expected)]
+    counts, wanted = Counter(present), set(expected)  # built once: headers can be wide
+    dupes = sorted(c for c, n in counts.items() if n > 1)
+    missing = [c for c in expected if c not in counts]
+    extra = [c for c in present if c not in wanted]
     errors = []
     if dupes:
         errors.append({"loc": ["file", "header"], "msg": _fmt(dupes, "duplicate columns")})

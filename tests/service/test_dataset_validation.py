@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from gsnn_edges.service.dataset_table import validate_table
 from gsnn_edges.service.datasets import create_dataset, list_datasets
 from gsnn_edges.service.errors import InvalidInputError
 from gsnn_edges.service.graphs import create_graph
@@ -67,3 +69,15 @@ def test_datasets_unknown_graph_rejected(ctx, frame) -> None:
 def test_datasets_other_tenants_graph_is_unknown(ctx, frame, graph_id) -> None:
     with pytest.raises(InvalidInputError, match="not found"):
         create_dataset(ctx, "t2", graph_id, _csv(frame), "d.csv")
+
+
+def test_datasets_header_problems_listed_in_one_message() -> None:
+    frame = pd.DataFrame([[1.0] * 6], columns=["b", "a", "b", "zz", "zz", "a"])
+    with pytest.raises(InvalidInputError) as info:
+        validate_table(frame, ["a", "b"], ["o1", "o2"])
+    err = info.value
+    assert err.message == (
+        "duplicate columns 'a', 'b', 'zz'; missing columns for graph nodes 'o1', 'o2'; "
+        "columns that are not input or output nodes of the graph 'zz', 'zz'"
+    )
+    assert [e["loc"] for e in err.errors] == [["file", "header"]] * 3
