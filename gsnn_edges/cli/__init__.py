@@ -9,11 +9,9 @@ exit code). Heavy imports (torch, fastapi, celery) happen inside ``func`` so tha
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-# Modules providing verbs, in the order they appear in --help.
-_VERB_MODULES = ("demo", "server", "client_verbs")
+from gsnn_edges.cli import client_verbs, demo, server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,13 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Neural Networks.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _VERB_MODULES:
-        try:
-            module = importlib.import_module(f"gsnn_edges.cli.{name}")
-        except ModuleNotFoundError as exc:  # a verb group not built yet
-            if exc.name == f"gsnn_edges.cli.{name}":
-                continue
-            raise
+    for module in (demo, server, client_verbs):  # the order of --help
         module.register(sub)
     return parser
 
