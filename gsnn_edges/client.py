@@ -322,11 +322,8 @@ class Client:
             DataFrame with columns ``src, dst, score, p_value, q_value, has_edge``.
         """
         filters: dict[str, Any] = {"candidates_only": candidates_only}
-        for key, value in (("src", src), ("dst", dst), ("min_score", min_score)):
-            if value is not None:
-                filters[key] = value
-        if max_q_value is not None:
-            filters["max_q_value"] = max_q_value
+        optional = {"src": src, "dst": dst, "min_score": min_score, "max_q_value": max_q_value}
+        filters.update((k, v) for k, v in optional.items() if v is not None)
         path = f"/v1/jobs/{job_id}/edges"
         if format == "csv":
             text = self._request("GET", path, params={**filters, "format": "csv"}).text
