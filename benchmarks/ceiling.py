@@ -26,10 +26,7 @@ children, so any proxy of a child's missing parent scores on them too.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -39,11 +36,10 @@ import gsnn_edges.train
 from gsnn_edges import metrics
 from gsnn_edges.experiment import fit_posthoc, run_experiment
 from gsnn_edges.graph import EDGE_TYPES
-from gsnn_edges.inference.edge_table import pair_indices
 from gsnn_edges.inference.magnitudes import block_tensors
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
 
-from common import CONFIGS, FAMILIES, make_spec
+from common import CONFIGS, FAMILIES, base_parser, make_spec, run_pairs, write_json
 
 SOURCES = ("online", "ridge", "posthoc", "signed", "signed_shared")
 RIDGE = 1.0  # per unit-variance feature; 0.01-100 were within 0.01 AUC of each other
@@ -131,9 +127,7 @@ def one_seed(config: dict | None, family: str, seed: int) -> dict:
     t0 = time.perf_counter()
     with mock.patch.object(gsnn_edges.train, "MagnitudeEdgeRegressor", _ProbedRegressor):
         run = run_experiment(FAMILIES[family](seed), make_spec(config, {}, seed))
-    reg = run.result.regressor
-    names, in_graph = reg.node_names, reg.in_graph.cpu().numpy()
-    test, val = pair_indices(run.test_edges, names), pair_indices(run.val_edges, names)
+    names, in_graph, test, val = run_pairs(run)
     scores = probe.scores()
     last = run.result.metrics["last_epoch"]["test_edges"]["auc"]
     online = metrics.score_matrix_metrics(scores["online"], in_graph, test, exclude=val)["auc"]
@@ -159,11 +153,8 @@ def one_seed(config: dict | None, family: str, seed: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap = base_parser(__doc__, default_out="benchmarks/results/ceiling.json")
     ap.add_argument("--config", choices=sorted(CONFIGS), default="defaults")
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
-    ap.add_argument("--out", default="benchmarks/results/ceiling.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     report = {}
@@ -180,13 +171,9 @@ def main() -> None:
                 v = v[np.isfinite(v)]
                 cells.append(f"{v.mean():.3f} +/- {v.std():.3f}" if v.size else "-")
             print(f"{fam:<18} {src:<8} {cells[0]:>15} {cells[1]:>22} {cells[2]:>15}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps(
-            {"config": args.config, "seeds": args.seeds, "ridge": RIDGE, "runs": report}, indent=2
-        )
+    write_json(
+        args.out, {"config": args.config, "seeds": args.seeds, "ridge": RIDGE, "runs": report}
     )
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

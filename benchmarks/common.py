@@ -1,9 +1,15 @@
-"""Configurations and graph families shared by the recovery benchmarks."""
+"""Configurations, graph families and command-line / output helpers shared by the benchmarks."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
+
+from gsnn_edges.inference.edge_table import pair_indices
 from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
 from gsnn_edges.spec import TrainSpec
 
@@ -41,3 +47,39 @@ def make_spec(base: dict | None, patch: dict, seed: int) -> TrainSpec:
     spec = TrainSpec.from_dict(d)
     spec.training.seed, spec.training.device = seed, "cpu"
     return spec
+
+
+def base_parser(
+    doc: str,
+    *,
+    default_out: str,
+    families: bool = True,
+    default_seeds: Sequence[int] | None = (0, 1, 2, 3, 4),
+) -> argparse.ArgumentParser:
+    """A parser described by ``doc``'s first line with the shared options: ``--seeds``
+    (unless ``default_seeds`` is None), ``--families`` (if ``families``) and ``--out``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if default_seeds is not None:
+        ap.add_argument("--seeds", type=int, nargs="+", default=list(default_seeds))
+    if families:
+        ap.add_argument("--families", nargs="+", choices=sorted(FAMILIES), default=list(FAMILIES))
+    ap.add_argument("--out", default=default_out)
+    return ap
+
+
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` as indented JSON to ``path`` (parents created) and say so."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {out}")
+    return out
+
+
+def run_pairs(run) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Function node names, the in-graph mask ``[N, N]`` and the test / validation held-out
+    edges as index pairs ``[E, 2]`` of a finished ``run_experiment`` run."""
+    reg = run.result.regressor
+    names = reg.node_names
+    test, val = pair_indices(run.test_edges, names), pair_indices(run.val_edges, names)
+    return names, reg.in_graph.cpu().numpy(), test, val

@@ -13,17 +13,14 @@ mean test AUC / MRR / filtered MRR over seeds at the best-validation checkpoint.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from gsnn_edges.experiment import run_experiment
 
-from common import FAMILIES, REFERENCE, make_spec
+from common import FAMILIES, REFERENCE, base_parser, make_spec, write_json
 
 CANDIDATES = {
     "reference": {},
@@ -50,11 +47,10 @@ KEYS = ("auc", "mrr", "filtered_mrr")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = base_parser(
+        __doc__, default_out="benchmarks/results/defaults_sweep.json", default_seeds=(0, 1, 2)
+    )
     ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
-    ap.add_argument("--out", default="benchmarks/results/defaults_sweep.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     rows = []
@@ -88,12 +84,7 @@ def main() -> None:
                 + f" r2={row['r2']:.3f}",
                 flush=True,
             )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"seeds": args.seeds, "reference": REFERENCE, "rows": rows}, indent=2)
-    )
-    print(f"wrote {out}")
+    write_json(args.out, {"seeds": args.seeds, "reference": REFERENCE, "rows": rows})
 
 
 if __name__ == "__main__":

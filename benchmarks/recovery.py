@@ -9,17 +9,14 @@ fitted on the same trained GSNN.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_experiment
 
-from common import CONFIGS, FAMILIES, make_spec
+from common import CONFIGS, FAMILIES, base_parser, make_spec, write_json
 
 METHODS = ("online_best", "online_last", "posthoc_corr")
 KEYS = ("auc", "mrr", "filtered_mrr")
@@ -54,14 +51,12 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap = base_parser(__doc__, default_out="benchmarks/results/recovery.json", families=False)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="reference")
     ap.add_argument("--family", choices=sorted(FAMILIES), default="benchmark")
     ap.add_argument("--epochs", type=int, default=None, help="override the epoch count")
-    ap.add_argument("--out", default="benchmarks/results/recovery.json")
     args = ap.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    torch.set_num_threads(2)
     runs = []
     for seed in args.seeds:
         r = one_seed(CONFIGS[args.config], args.family, seed, args.epochs)
@@ -82,21 +77,17 @@ def main() -> None:
             for k in KEYS
         )
         print(f"{method:<14}{cells}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "config": args.config,
-                "spec": CONFIGS[args.config],
-                "seeds": args.seeds,
-                "summary": summary,
-                "runs": runs,
-            },
-            indent=2,
-        )
+    print()
+    write_json(
+        args.out,
+        {
+            "config": args.config,
+            "spec": CONFIGS[args.config],
+            "seeds": args.seeds,
+            "summary": summary,
+            "runs": runs,
+        },
     )
-    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

@@ -17,11 +17,8 @@ seed by seed.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -30,12 +27,11 @@ import torch
 import gsnn_edges.train
 from gsnn_edges import metrics
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.inference.edge_table import pair_indices
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
 from gsnn_edges.train import regressor_lr_schedule
 
 from ceiling import _Probe, _ProbedRegressor
-from common import FAMILIES, make_spec
+from common import FAMILIES, base_parser, make_spec, run_pairs, write_json
 
 # name: (lr, ridge, lr schedule, EMA decay of W used for scoring or None)
 VARIANTS = {
@@ -116,8 +112,7 @@ def one_seed(family: str, seed: int, replicas: int) -> dict:
     with mock.patch.object(gsnn_edges.train, "MagnitudeEdgeRegressor", _ShadowedRegressor):
         run = run_experiment(FAMILIES[family](seed), spec, n_train=n_train)
     reg = run.result.regressor
-    names, in_graph = reg.node_names, reg.in_graph.cpu().numpy()
-    test, val = pair_indices(run.test_edges, names), pair_indices(run.val_edges, names)
+    _, in_graph, test, val = run_pairs(run)
     auc = lambda S: metrics.score_matrix_metrics(S, in_graph, test, exclude=val)["auc"]
     runs = {k: [auc(s.scores()) for s in replicas] for k, replicas in reg.shadows.items()}
     aucs = {"exact ridge": auc(_ShadowedRegressor.probe.scores()["ridge"])}
@@ -126,11 +121,8 @@ def one_seed(family: str, seed: int, replicas: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap = base_parser(__doc__, default_out="benchmarks/results/regressor_variants.json")
     ap.add_argument("--replicas", type=int, default=3, help="shadows per variant (RNG only)")
-    ap.add_argument("--out", default="benchmarks/results/regressor_variants.json")
     args = ap.parse_args()
     torch.set_num_threads(2)
     report = {}
@@ -151,11 +143,7 @@ def main() -> None:
                 f"{fam:<18} {k:<18} {v.mean():.3f} +/- {v.std():.3f} "
                 f"{d1.mean():+.3f} (se {se(d1):.3f}) {d2.mean():+.3f} (se {se(d2):.3f}) {sd:7.3f}"
             )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(
-        json.dumps({"seeds": args.seeds, "replicas": args.replicas, "runs": report}, indent=2)
-    )
-    print(f"wrote {args.out}")
+    write_json(args.out, {"seeds": args.seeds, "replicas": args.replicas, "runs": report})
 
 
 if __name__ == "__main__":

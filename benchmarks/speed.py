@@ -22,9 +22,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
+
+from common import base_parser, write_json
 
 LAYERS, BATCH, N_BATCHES, AGGS, REPEATS = 6, 64, 31, ("sum", "max"), 3
 
@@ -128,10 +129,11 @@ def measure(n_function: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = base_parser(
+        __doc__, default_out="benchmarks/results/speed.json", families=False, default_seeds=None
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500, 2000])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default="benchmarks/results/speed.json")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -164,11 +166,8 @@ def main() -> None:
             + f"{r['joint_over_plain']:>13.2f}{r['aux_over_floor']:>11.2f}",
             flush=True,
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    out.write_text(json.dumps({"threads": args.threads, "device": device, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    write_json(args.out, {"threads": args.threads, "device": device, "rows": rows})
 
 
 if __name__ == "__main__":
