@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from gsnn_edges.metrics import bh_qvalues, pair_indices
+from gsnn_edges.metrics import bh_qvalues
 
-__all__ = ["edge_table", "function_edge_mask", "pair_indices"]
+__all__ = ["edge_table", "function_edge_mask"]
 
 
 def function_edge_mask(data, n_function: int) -> np.ndarray:
