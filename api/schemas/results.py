@@ -13,8 +13,12 @@ class EdgeItem(BaseModel):
     src: str = Field(description="Source function node.")
     dst: str = Field(description="Destination function node.")
     score: float = Field(description="Edge score from W (higher = more likely).")
-    p_value: float | None = Field(description="Permutation/analytic p-value, if computed.")
-    q_value: float | None = Field(description="Benjamini-Hochberg q-value, if computed.")
+    p_value: float | None = Field(
+        description="One-sided p-value of the scorer's test (null when not computed)."
+    )
+    q_value: float | None = Field(
+        description="Benjamini-Hochberg q-value over all reported pairs (null when not computed)."
+    )
     has_edge: bool = Field(description="Whether the pair is already an edge of the graph.")
 
 

@@ -38,6 +38,22 @@ def test_results_edges_filters_and_csv(client, done, bench):
     assert all_scores == sorted(all_scores, reverse=True)
 
 
+def test_results_edges_served_floats_round_trip(client, done):
+    """A value read from the JSON page, sent back as a filter, selects its own row."""
+    url = f"/v1/jobs/{done}/edges"
+    items = client.get(url, params={"limit": 1000}).json()["items"]
+    ctx = client.app.state.ctx
+    stored = ctx.store.read_parquet(ctx.store.job_key(done, "edges"))
+    exact = stored.set_index(["src_func", "dst_func"])["q_value"]
+    assert all(i["q_value"] == exact[(i["src"], i["dst"])] for i in items)  # bit-exact
+    mid = items[len(items) // 2]
+    got = client.get(url, params={"max_q_value": mid["q_value"], "limit": 1000}).json()
+    assert got["total"] == sum(i["q_value"] <= mid["q_value"] for i in items)
+    assert (mid["src"], mid["dst"]) in {(i["src"], i["dst"]) for i in got["items"]}
+    by_score = client.get(url, params={"min_score": mid["score"], "limit": 1000}).json()
+    assert (mid["src"], mid["dst"]) in {(i["src"], i["dst"]) for i in by_score["items"]}
+
+
 def test_results_weights_metrics_evaluate(client, done, bench):
     w = client.get(f"/v1/jobs/{done}/weights").json()
     raw = np.load(io.BytesIO(client.get(f"/v1/jobs/{done}/weights?format=npy").content))
