@@ -33,6 +33,9 @@ CONFIGS = {"reference": REFERENCE, "defaults": None}
 # Graph families, each a function of the seed.
 FAMILIES = {
     "benchmark": lambda seed: converging_tier_graph(25),
+    "layered_all_obs": lambda seed: random_layered_dag(
+        25, 5, 10, edge_prob=0.1, seed=seed, observe_all=True
+    ),
     "layered_many_obs": lambda seed: random_layered_dag(25, 5, 10, 10, edge_prob=0.1, seed=seed),
     "layered_few_obs": lambda seed: random_layered_dag(25, 5, 10, 3, edge_prob=0.1, seed=seed),
 }

@@ -67,7 +67,7 @@ def main() -> None:
                     {
                         "seed": seed,
                         "seconds": time.perf_counter() - t0,
-                        "best": m["test"]["edges"],
+                        "best": m["scorers"]["magnitude"]["test_edges"],
                         "last": m["last_epoch"]["test_edges"],
                         "r2": m["test"]["r2"],
                     }

@@ -8,7 +8,11 @@ about 3 parents per node), then times on the same process and data:
 - the time spent inside ``aux_step`` over that epoch, against the bare dense work of its
   terms: ``[P*K*B, N] @ [N, N]`` forward and backward, one AdamW step on ``W`` and one
   Gram update (the floor any implementation pays), for the same 31 steps;
-- ``evaluate()`` and ``evaluate_against()``; peak resident memory of the subprocess.
+- ``evaluate()`` and ``evaluate_against()``; peak resident memory of the subprocess;
+- the scorers that run once per job after training: the score test's one eval-mode pass
+  over the same 31 batches (``score_test_s``) and the observed-node baseline on the same
+  rows (``baseline_s``); ``per_epoch/plain`` is ``(joint + score_test / 30) / plain``, the
+  cost per epoch of a default 30-epoch job against plain training.
 
     python benchmarks/speed.py --sizes 50 200 500 2000
 """
@@ -90,6 +94,8 @@ def _timed(fn) -> float:
 
 def measure(n_function: int) -> dict:
     from gsnn_edges import GSNN, MagnitudeEdgeRegressor
+    from gsnn_edges.inference.observed_baseline import observed_baseline
+    from gsnn_edges.inference.score_test import ScoreTestScorer
     from gsnn_edges.simulate import simulate
 
     torch.manual_seed(0)
@@ -124,6 +130,12 @@ def measure(n_function: int) -> dict:
     out["aux_floor_s"] = _floor(g.n_function, N_BATCHES)
     out["evaluate_s"] = _timed(reg.evaluate)
     out["evaluate_against_s"] = _timed(lambda: reg.evaluate_against(bench.held_out))
+    batches = [
+        (x[b * BATCH : (b + 1) * BATCH], y[b * BATCH : (b + 1) * BATCH]) for b in range(N_BATCHES)
+    ]
+    scorer = ScoreTestScorer(runners["joint"][0], g)
+    out["score_test_s"] = _timed(lambda: scorer.fit(batches).score_matrix())
+    out["baseline_s"] = _timed(lambda: observed_baseline(g, X, Y))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -148,22 +160,28 @@ def main() -> None:
         "aux_floor_s",
         "evaluate_s",
         "evaluate_against_s",
+        "score_test_s",
+        "baseline_s",
         "peak_rss_mb",
     )
     print(
         f"{'N':>6} {'ff':>6}" + "".join(f"{c:>20}" for c in cols) + f"{'joint/plain':>13}"
-        f"{'aux/floor':>11}"
+        f"{'aux/floor':>11}{'per_epoch/plain':>17}"
     )
     for n in args.sizes:
         cmd = [sys.executable, __file__, "--worker", str(n), "--threads", str(args.threads)]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
         r["joint_over_plain"] = r["joint_epoch_s"] / r["plain_epoch_s"]
         r["aux_over_floor"] = r["aux_step_s"] / r["aux_floor_s"]
+        r["per_epoch_over_plain"] = (r["joint_epoch_s"] + r["score_test_s"] / 30) / r[
+            "plain_epoch_s"
+        ]
         rows.append(r)
         print(
             f"{r['n_function']:>6} {r['n_ff_edges']:>6}"
             + "".join(f"{r[c]:>20.3f}" for c in cols)
-            + f"{r['joint_over_plain']:>13.2f}{r['aux_over_floor']:>11.2f}",
+            + f"{r['joint_over_plain']:>13.2f}{r['aux_over_floor']:>11.2f}"
+            + f"{r['per_epoch_over_plain']:>17.2f}",
             flush=True,
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -312,7 +312,8 @@ def edge_table_metrics(
     names = np.full(n, "", dtype=object)
     names[si], names[di] = res["src_func"].astype(str), res["dst_func"].astype(str)
     S = np.zeros((n, n))
-    S[si, di] = res[score_col].to_numpy(float)
+    scores = res[score_col].to_numpy(float)
+    S[si, di] = np.where(np.isnan(scores), -np.inf, scores)  # unscored: not recovered
     in_graph = np.zeros((n, n), dtype=bool)
     in_graph[si, di] = res["has_edge"].to_numpy(bool)
     present = np.zeros((n, n), dtype=bool)

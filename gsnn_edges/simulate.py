@@ -108,6 +108,7 @@ def random_layered_dag(
     edge_prob: float = 0.3,
     seed: int = 0,
     hold_out_fraction: float = 0.3,
+    observe_all: bool = False,
 ) -> BenchmarkGraph:
     """A random layered DAG with a held-out share of its function -> function edges.
 
@@ -116,13 +117,17 @@ def random_layered_dag(
     a child) plus extra parents from tiers ``< t`` with probability ``edge_prob``. Inputs
     and tier 0 are joined by a covering assignment plus ``edge_prob`` extras; outputs read
     the last tier by a covering assignment (every output has a parent and every last-tier
-    node a child).
+    node a child), or with ``observe_all`` every function node has an output of its own
+    (``o{i}`` reads ``f{i}``; ``n_outputs`` must then be None).
 
     Held out: ``round(hold_out_fraction * E_ff)`` f->f edges drawn at random among those
     that are not a node's only kept parent or only kept child, so in ``partial`` every
     function node keeps a parent and a child (fewer are held out if too few are eligible).
     """
-    n_outputs = width if n_outputs is None else n_outputs
+    if observe_all and n_outputs is not None:
+        raise ValueError("observe_all gives every function node its own output: leave n_outputs")
+    n_f = n_layers * width
+    n_outputs = (n_f if observe_all else width) if n_outputs is None else n_outputs
     for name, val in (("n_inputs", n_inputs), ("n_layers", n_layers), ("width", width)):
         if val < 1:
             raise ValueError(f"{name} must be >= 1, got {val}")
@@ -133,11 +138,13 @@ def random_layered_dag(
     if not 0.0 <= hold_out_fraction < 1.0:
         raise ValueError(f"hold_out_fraction must be in [0, 1), got {hold_out_fraction}")
     rng = np.random.default_rng(seed)
-    n_f = n_layers * width
     if_mask = rng.random((n_inputs, width)) < edge_prob
     if_mask[tuple(_covering_pairs(n_inputs, width))] = True
     ff = _layered_function_edges(rng, n_layers, width, edge_prob)
-    fo = _covering_pairs(width, n_outputs) + np.array([[n_f - width], [0]])
+    if observe_all:
+        fo = np.stack([np.arange(n_f), np.arange(n_f)])
+    else:
+        fo = _covering_pairs(width, n_outputs) + np.array([[n_f - width], [0]])
     names = {
         "input": [f"in{i}" for i in range(n_inputs)],
         "function": [f"f{i}" for i in range(n_f)],

@@ -18,8 +18,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gsnn_edges import metrics as edge_metrics
 from gsnn_edges.graph import GSNNGraph, as_graph
+from gsnn_edges.inference.edge_table import edge_table
+from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
+from gsnn_edges.inference.score_test import ScoreTestScorer
+from gsnn_edges.inference.scorers import BASELINE_DEGREE, PairScores, hybrid_scores
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.simulate import split_edges
 from gsnn_edges.spec import LR_SCHEDULES, TrainSpec
@@ -240,7 +245,9 @@ def train_joint(
     model, reg = _build(train_graph, spec, device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
-    loop = _EpochLoop(model, reg, opt, split, spec, val_edges, test_edges, on_epoch, should_stop)
+    loop = _EpochLoop(
+        model, reg, opt, split, spec, train_graph, val_edges, test_edges, on_epoch, should_stop
+    )
     history = loop.run(gen, progress)
     return loop.result(history, device)
 
@@ -248,8 +255,11 @@ def train_joint(
 class _EpochLoop:
     """Epoch bookkeeping: validation, best checkpoint, callbacks, final metrics."""
 
-    def __init__(self, model, reg, opt, split, spec, val_edges, test_edges, on_epoch, should_stop):
+    def __init__(
+        self, model, reg, opt, split, spec, graph, val_edges, test_edges, on_epoch, should_stop
+    ):
         self.model, self.reg, self.opt, self.split, self.spec = model, reg, opt, split, spec
+        self.graph = graph
         self.val_edges, self.test_edges = val_edges, test_edges
         self.on_epoch, self.should_stop = on_epoch, should_stop
         self.best_epoch, self.best_model_state = None, None
@@ -322,24 +332,38 @@ class _EpochLoop:
             # the restored W scores validation exactly as it did when it was saved
             best = {"validation": self.best_val, "test_edges": self._score_test()}
         best_epoch = self.best_epoch or len(history)
+        t0 = time.perf_counter()
+        scorers, score_rows = self._pair_scores()
+        scorer_seconds = time.perf_counter() - t0
+        name = self.spec.regressor.scorer
+        per_scorer = {k: self._scorer_metrics(v) for k, v in scorers.items()}
+        per_scorer["magnitude"].update(validation=best["validation"], test_edges=best["test_edges"])
+        chosen = per_scorer[name]
         metrics = {
             "best_epoch": best_epoch,
-            "validation": best["validation"],
-            "test": {**_test_metrics(model, self.split), "edges": best["test_edges"]},
+            "scorer": name,
+            "validation": chosen["validation"],
+            "test": {**_test_metrics(model, self.split), "edges": chosen["test_edges"]},
+            "scorers": per_scorer,
+            "score_test": {"rows": score_rows, "epoch": best_epoch, "samples": "training"},
             "history": history,
             "device": str(device),
             "timing": {
                 "train_seconds": self.train_seconds,
                 "aux_step_seconds": self.aux_seconds,
                 "seconds_per_epoch": self.train_seconds / max(len(history), 1),
+                "scorer_seconds": scorer_seconds,
             },
             "validation_edges": [list(e) for e in self.val_edges],
             "last_epoch": last,
         }
+        table = scorers[name]
         return TrainResult(
             node_names=list(reg.node_names),
             weights=reg.W.detach().cpu().numpy().copy(),
-            edges=reg.evaluate(),
+            edges=edge_table(
+                table.scores, reg.node_names, reg.in_graph.cpu().numpy(), table.p_values
+            ),
             metrics=metrics,
             history=history,
             best_epoch=best_epoch,
@@ -350,6 +374,45 @@ class _EpochLoop:
             model=model,
             regressor=reg,
         )
+
+    def _pair_scores(self) -> tuple[dict[str, PairScores], int]:
+        """Every scorer's ``[N, N]`` scores and p-values at the restored checkpoint, and the
+        number of training rows the score test used (one eval-mode pass, fixed model)."""
+        reg, split = self.reg, self.split
+        bs = self.spec.training.batch_size
+        x, y = split.x_train, split.y_train
+        batches = ((x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs))
+        test = ScoreTestScorer(self.model, self.graph).fit(batches)
+        q = test.score_matrix().cpu().numpy()
+        q_p = test.p_values()
+        base = observed_baseline(
+            self.graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE
+        )
+        scores = {
+            "magnitude": PairScores(reg.score_matrix().cpu().numpy(), reg.p_values()),
+            "score_test": PairScores(q, q_p),
+            "observed_baseline": PairScores(base.scores, base.p_values),
+            "hybrid": hybrid_scores(base, q, q_p, test.n_pairs),
+        }
+        return scores, test.n_rows
+
+    def _scorer_metrics(self, scores: PairScores) -> dict:
+        """Validation and test-edge metrics of one scorer (unscored pairs rank last)."""
+        names, in_graph = self.reg.node_names, self.reg.in_graph.cpu().numpy()
+        S = scores.ranked()
+        out: dict = {"n_scored": scores.n_scored, "validation": None, "test_edges": None}
+        for key, pos, other in (
+            ("validation", self.val_edges, self.test_edges),
+            ("test_edges", self.test_edges, self.val_edges),
+        ):
+            if pos:
+                out[key] = edge_metrics.score_matrix_metrics(
+                    S,
+                    in_graph,
+                    edge_metrics.pair_indices(pos, names),
+                    exclude=edge_metrics.pair_indices(other, names) if other else None,
+                )
+        return out
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 
 from gsnn_edges.graph import GSNNGraph
-from gsnn_edges.spec import AGGREGATORS, DEVICES, LR_SCHEDULES, NORMS, SCORE_MODES, TrainSpec
+from gsnn_edges.spec import (
+    AGGREGATORS,
+    DEVICES,
+    LR_SCHEDULES,
+    NORMS,
+    SCORE_MODES,
+    SCORERS,
+    TrainSpec,
+)
 
 
 class SpecValidationError(ValueError):
@@ -42,6 +50,11 @@ def _check_ranges(spec: TrainSpec) -> None:
         r.score_mode in SCORE_MODES,
         ("regressor", "score_mode"),
         f"must be one of {list(SCORE_MODES)}, got {r.score_mode!r}",
+    )
+    _check(
+        r.scorer in SCORERS,
+        ("regressor", "scorer"),
+        f"must be one of {list(SCORERS)}, got {r.scorer!r}",
     )
     _check(
         r.lr_schedule in LR_SCHEDULES,

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from gsnn_edges.graph import EDGE_TYPES, FF, GraphValidationError, GSNNGraph
 from gsnn_edges.simulate import (
@@ -179,3 +180,14 @@ def test_split_edges_keeps_one_each():
     assert split_edges([("a", "b")], 0.5)[0] + split_edges([("a", "b")], 0.5)[1] == [("a", "b")]
     with pytest.raises(ValueError, match="fraction"):
         split_edges(edges, 1.5)
+
+
+def test_random_layered_dag_observe_all_gives_every_function_node_its_output():
+    b = random_layered_dag(4, 3, 5, edge_prob=0.3, seed=1, observe_all=True)
+    fo = b.full.edge_index_dict[EDGE_TYPES[2]].numpy()
+    assert b.full.n_output == b.full.n_function == 15
+    assert np.array_equal(fo, np.stack([np.arange(15), np.arange(15)]))
+    same = random_layered_dag(4, 3, 5, edge_prob=0.3, seed=1)  # f->f edges do not change
+    assert torch.equal(b.full.edge_index_dict[FF], same.full.edge_index_dict[FF])
+    with pytest.raises(ValueError, match="observe_all"):
+        random_layered_dag(4, 3, 5, 5, observe_all=True)

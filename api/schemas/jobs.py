@@ -16,6 +16,7 @@ from gsnn_edges.spec import (
     LR_SCHEDULES,
     NORMS,
     SCORE_MODES,
+    SCORERS,
     ModelSpec,
     RegressorSpec,
     TrainingSpec,
@@ -61,6 +62,13 @@ class RegressorBlock(BaseModel):
     lr_schedule: Literal[LR_SCHEDULES] = Field(
         _R.lr_schedule,
         description="'cosine' anneals the regressor lr to 5% over the run; 'constant' keeps it.",
+    )
+    scorer: Literal[SCORERS] = Field(
+        _R.scorer,
+        description="Which scores fill the edge table: 'hybrid' (observed-node regression "
+        "where the target is observed, the GSNN score test where it is latent), "
+        "'score_test', 'observed_baseline' (latent targets unscored) or 'magnitude' (the "
+        "seed's W). Every job's metrics report all four when validation/test edges exist.",
     )
 
 

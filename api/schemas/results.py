@@ -12,7 +12,10 @@ from api.schemas.common import Page
 class EdgeItem(BaseModel):
     src: str = Field(description="Source function node.")
     dst: str = Field(description="Destination function node.")
-    score: float = Field(description="Edge score from W (higher = more likely).")
+    score: float | None = Field(
+        description="Edge score of the job's scorer (higher = more likely; null where the "
+        "scorer cannot score the pair, e.g. latent targets under 'observed_baseline')."
+    )
     p_value: float | None = Field(
         description="One-sided p-value of the scorer's test (null when not computed)."
     )
@@ -35,10 +38,25 @@ class WeightsOut(BaseModel):
 
 class MetricsOut(BaseModel):
     best_epoch: int | None = Field(None, description="Epoch of the kept checkpoint.")
+    scorer: str | None = Field(None, description="The scorer behind the edge table.")
     validation: dict[str, Any] | None = Field(
-        None, description="auc, mrr, top@k, n_positives on the validation edges (or null)."
+        None,
+        description="The edge table's auc, mrr, top@k, n_positives on the validation edges "
+        "(or null).",
     )
-    test: dict[str, Any] | None = Field(None, description="Held-out samples: loss, r2.")
+    test: dict[str, Any] | None = Field(
+        None, description="Held-out samples: loss, r2; 'edges': the edge table on test edges."
+    )
+    scorers: dict[str, Any] | None = Field(
+        None,
+        description="Every scorer of the run (hybrid, score_test, observed_baseline, "
+        "magnitude): n_scored and its validation / test_edges metrics, so you can see "
+        "whether the network adds anything over the observed-node baseline.",
+    )
+    score_test: dict[str, Any] | None = Field(
+        None,
+        description="Rows and checkpoint epoch of the one fixed-model pass the score test used.",
+    )
     history: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Per epoch: epoch, train_loss, aux_loss, val_auc, val_mrr, seconds.",

@@ -17,15 +17,18 @@ def _fmt(v) -> str:
 
 def print_report(run: BenchmarkRun, seconds: float, baseline: dict | None = None) -> None:
     m = run.result.metrics
-    rows = {"validation, online": m["validation"], "test, online": m["test"]["edges"]}
+    chosen = m["scorer"]
+    rows = {f"validation, {chosen}": m["validation"]}
+    rows.update({f"test, {name}": s["test_edges"] for name, s in m["scorers"].items()})
     if baseline is not None:
-        rows["test, post-hoc"] = baseline
+        rows["test, post-hoc corr"] = baseline
     keys = ("auc", "mrr", "filtered_mrr", "top@1", "top@3", "top@5", "n_positives")
     print(f"\nbest epoch {m['best_epoch']} of {len(m['history'])}  (device {m['device']})")
-    print(f"{'held-out edges':<18}" + "".join(f"{k:>14}" for k in keys))
+    print(f"edge table scored by {chosen!r}; every scorer of the run on the test edges:")
+    print(f"{'held-out edges':<28}" + "".join(f"{k:>13}" for k in keys))
     for name, r in rows.items():
-        cells = "".join(f"{_fmt(r.get(k)) if k != 'n_positives' else r[k]:>14}" for k in keys)
-        print(f"{name:<18}{cells}")
+        cells = "".join(f"{_fmt(r.get(k)) if k != 'n_positives' else r[k]:>13}" for k in keys)
+        print(f"{name:<28}{cells}")
     t = m["test"]
     print(
         f"\ntest loss {t['loss']:.4f}   test r2 {t['r2']:.3f}   "
@@ -72,12 +75,15 @@ def _plot(run: BenchmarkRun, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot([h["epoch"] for h in hist], [h["val_auc"] for h in hist], marker="o", ms=3)
     ax1.axvline(run.result.best_epoch, color="grey", ls="--", lw=1, label="best epoch")
-    ax1.set(xlabel="epoch", ylabel="validation AUC", title="held-out validation edges")
+    ax1.set(
+        xlabel="epoch", ylabel="validation AUC (magnitude W)", title="held-out validation edges"
+    )
     ax1.legend()
     table = edge_labels(run.result.edges, run.test_edges, run.val_edges)
-    fpr, tpr = roc_curve(table.score.to_numpy(), table.label.to_numpy())
+    score = table.score.to_numpy()
+    fpr, tpr = roc_curve(np.where(np.isnan(score), -np.inf, score), table.label.to_numpy())
     auc = run.result.metrics["test"]["edges"]["auc"]
-    ax2.plot(fpr, tpr, label=f"online regressor (AUC {auc:.3f})")
+    ax2.plot(fpr, tpr, label=f"{run.result.metrics['scorer']} (AUC {auc:.3f})")
     ax2.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax2.set(
         xlabel="false positive rate", ylabel="true positive rate", title="test edges vs non-edges"

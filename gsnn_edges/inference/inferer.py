@@ -9,7 +9,6 @@ adjacent block pair, and score ``i -> j`` by their (partial) correlation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
 
 import pandas as pd
 import torch
@@ -20,7 +19,9 @@ from gsnn_edges.inference.magnitudes import (
     block_tensors,
     check_aggregators,
     check_probe_model,
+    model_device,
     node_magnitudes,
+    probe_mode,
     uniform_group_size,
 )
 from gsnn_edges.inference.moments import (
@@ -33,24 +34,6 @@ from gsnn_edges.metrics import pair_indices, score_matrix_metrics
 
 SCORES = ("corr", "partial")
 LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-@contextmanager
-def _probe_mode(model: nn.Module):
-    """Eval mode with cached activations; restores every module's mode and every block's
-    ``_store_activations`` flag, and releases the cached activations, also on error."""
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [block._store_activations for block in model.ResBlocks]
-    try:
-        model.eval()
-        model._store_activations = True
-        yield
-    finally:
-        for module, mode in modes:
-            module.training = mode
-        for block, flag in zip(model.ResBlocks, flags, strict=True):
-            block._store_activations = flag
-            block.clear_activations()
 
 
 class MagnitudeEdgeInferer:
@@ -118,7 +101,7 @@ class MagnitudeEdgeInferer:
         self.model, self.data = model, data
         self.use_pre_norm, self.score = use_pre_norm, score
         self.layer_agg, self.ridge = layer_agg, ridge
-        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.device = torch.device(device) if device is not None else model_device(model)
         self.in_graph = function_edge_mask(data, n)
         self.moments = PairMoments(len(model.ResBlocks) - 1, n, full=score == "partial")
         self.moments.to(self.device)
@@ -146,7 +129,7 @@ class MagnitudeEdgeInferer:
             ValueError: the loader yields no batch.
         """
         self.moments.reset()
-        with _probe_mode(self.model):
+        with probe_mode(self.model):
             for batch in loader:
                 X, Y = self._batch_magnitudes(batch[0], batch[1], loss_fn)
                 self.moments.update(X, Y)
@@ -235,12 +218,6 @@ class MagnitudeEdgeInferer:
             f"pairs={self.moments.n_pairs}, aggregator={self.aggregator!r}, "
             f"score={self.score!r}, layer_agg={self.layer_agg!r}, rows={int(self.moments.n)})"
         )
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device
-    return torch.device("cpu")
 
 
 __all__ = ["SCORES", "MagnitudeEdgeInferer"]

@@ -3,8 +3,11 @@ regressor and the post-hoc inferer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gsnn_edges.spec import AGGREGATORS
 
@@ -112,3 +115,41 @@ def block_tensors(model, use_pre_norm: bool) -> list[Tensor | None]:
     """The cached per-block tensors magnitudes are taken from (``[B, C]`` each)."""
     attr = "_last_pre_norm_activation" if use_pre_norm else "_last_activation"
     return [getattr(block, attr) for block in model.ResBlocks]
+
+
+@contextmanager
+def probe_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode with cached activations; restores every module's mode and every block's
+    ``_store_activations`` flag, and releases the cached activations, also on error."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [block._store_activations for block in model.ResBlocks]
+    try:
+        model.eval()
+        model._store_activations = True
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+        for block, flag in zip(model.ResBlocks, flags, strict=True):
+            block._store_activations = flag
+            block.clear_activations()
+
+
+def node_sums(a: Tensor, channel_groups: Tensor, n_nodes: int, group_size: int | None) -> Tensor:
+    """Signed sum of ``a`` over each node's channels (a reshape for uniform groups, a
+    segment sum otherwise).
+
+    Shapes:
+        a: ``[..., C]`` -> ``[..., N]``.
+    """
+    if group_size is not None:
+        return a.reshape(*a.shape[:-1], n_nodes, group_size).sum(-1)
+    out = a.new_zeros(*a.shape[:-1], n_nodes)
+    return out.index_add_(-1, channel_groups, a)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the first parameter or buffer (CPU for a module with neither)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        return t.device
+    return torch.device("cpu")

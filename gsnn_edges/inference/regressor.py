@@ -25,6 +25,7 @@ from gsnn_edges.metrics import pair_indices
 from gsnn_edges.spec import SCORE_MODES
 
 _POST_NORM_OK = ("batch", "groupbatch", "none")
+_MASK_CHUNK = 1 << 22  # dropout-mask entries per batched product (16 MiB in float32)
 
 
 class MagnitudeEdgeRegressor(nn.Module):
@@ -240,25 +241,50 @@ class MagnitudeEdgeRegressor(nn.Module):
             Y = standardize_update(Y, self.y_mean, self.y_var, self.ema_momentum, self.training)
         Xf = X.reshape(n, t * b)
         Yf = Y[:, :, None, :].expand(n, self.n_pairs, k, b).reshape(n, t * b)
-        W, mask, keep = self.W, None, 1.0 - self.dropout
+        alpha = 2.0 / (b * n)  # dL/dW = 2/(B N) sum_t X_t^T r_t + 2 ridge W
         if self.training and self.dropout > 0:
-            mask = (torch.rand_like(W) < keep).to(W.dtype).div_(keep)
-        # residual^T = dropout(W)^T X^T - Y^T for all P*K terms in one product
-        resid = torch.addmm(Yf, (W * mask if mask is not None else W).t(), Xf, beta=-1)
-        term_sums = resid.square().reshape(n, t, b).sum((0, 2))  # [T]
-        # dL/dW = 2/(B N) sum_t X_t^T r_t + 2 ridge W; dropout routes it through the mask
-        alpha = 2.0 / (b * n)
-        if mask is None:
-            grad = torch.addmm(W, Xf, resid.t(), beta=2.0 * self.ridge, alpha=alpha)
+            grad, term_sums = self._masked_terms(X, Yf.view(n, t, b), alpha)
         else:
-            grad = (Xf @ resid.t()).mul_(mask).mul_(alpha).add_(W, alpha=2.0 * self.ridge)
-        self.W.grad = grad
+            # residual^T = W^T X^T - Y^T for all P*K terms in one product
+            resid = torch.addmm(Yf, self.W.t(), Xf, beta=-1)
+            term_sums = resid.square().view(n, t, b).sum((0, 2))  # [T]
+            grad = torch.addmm(self.W, Xf, resid.t(), beta=0.0, alpha=alpha)
+        self.W.grad = grad.add_(self.W, alpha=2.0 * self.ridge)
         self.optimizer.step()
         self.W.grad = None
         self.gram.addmm_(Xf, Xf.t())
         self.n_rows.add_(t * b)
         self.rss.add_(term_sums.sum().double())
         return {"aux_loss": float(term_sums.mean()) / (b * n), "n_terms": self.n_terms}
+
+    def _masked_terms(self, X: Tensor, Y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+        """Loss gradient and per-term residual sums with an independent dropout mask on
+        ``W`` for every term ``t`` (the reference's semantics: one mask shared by all terms
+        multiplies W's gradient noise by about ``sqrt(T)``).
+
+        Terms go through batched products in chunks of at most ``_MASK_CHUNK`` mask
+        entries, so memory stays ``O(N^2)`` at large ``N``.
+
+        Shapes:
+            X, Y: ``[N, T, B]`` -> gradient ``[N, N]``, term sums ``[T]``.
+        """
+        n, t, b = X.shape
+        keep, W = 1.0 - self.dropout, self.W.detach()
+        grad = torch.zeros_like(W)
+        term_sums = X.new_empty(t)
+        step = max(1, _MASK_CHUNK // (n * n))
+        for lo in range(0, t, step):  # a loop over chunks of terms, never nodes
+            hi = min(lo + step, t)
+            mask = torch.rand(hi - lo, n, n, device=W.device) < keep
+            mask = mask.to(W.dtype).div_(keep)  # [t', N, N]
+            Xt = X[:, lo:hi].permute(1, 0, 2)  # [t', N, B]
+            # residual_t^T = (W o M_t)^T X_t^T - Y_t^T
+            resid = torch.baddbmm(
+                Y[:, lo:hi].permute(1, 0, 2), (W * mask).transpose(1, 2), Xt, beta=-1
+            )
+            term_sums[lo:hi] = resid.square().sum((1, 2))
+            grad.add_(torch.bmm(Xt, resid.transpose(1, 2)).mul_(mask).sum(0), alpha=alpha)
+        return grad, term_sums
 
     # ----------------------------------------------------------------------- scoring
     def score_matrix(self) -> Tensor:

@@ -7,13 +7,30 @@ import torch
 from scipy.special import ndtr
 from torch import Tensor
 
-EPS = 1e-5
+# The z-score's eps is relative: gradient magnitudes have per-node batch variances of
+# 1e-8 to 2e-7 (SPEC section 4), so a fixed eps of 1e-5 left them scaled, not
+# standardised. Relative to the term's mean variance, eps is negligible for any live
+# column (1e-4 of the mean), while a constant column (whose float32 rounding leaves a
+# variance ~1e-18) stays near 0 instead of being blown up to unit variance.
+REL_EPS = 1e-4
+ABS_EPS = 1e-30  # keeps rsqrt finite when a whole term is constant
+
+
+def inv_std(var: Tensor) -> Tensor:
+    """``1 / sqrt(var + eps)`` with ``eps = REL_EPS * mean(var over nodes) + ABS_EPS``.
+
+    Shapes:
+        var: ``[N, T, 1]`` -> ``[N, T, 1]``.
+    """
+    return torch.rsqrt(var + (var.mean(0, keepdim=True) * REL_EPS + ABS_EPS))
 
 
 def standardize_update(
     v: Tensor, running_mean: Tensor, running_var: Tensor, momentum: float, training: bool
 ) -> Tensor:
     """Z-score ``v`` per (node, term) over the batch and update the running statistics.
+
+    The eps is relative to the term's mean variance (:func:`inv_std`).
 
     Training mode uses the batch statistics and moves the running ones towards them by
     ``momentum`` (in place); eval mode uses the running statistics.
@@ -23,7 +40,7 @@ def standardize_update(
     """
     if not training:
         mean, var = running_mean.t()[..., None], running_var.t()[..., None]
-        return (v - mean) * torch.rsqrt(var + EPS)
+        return (v - mean) * inv_std(var)
     # two-pass centred variance: ~10x faster than torch.var_mean for this shape on CPU
     # (many short rows), and the centred values are needed for the output anyway
     mean = v.mean(-1, keepdim=True)
@@ -31,7 +48,7 @@ def standardize_update(
     var = centred.square().mean(-1, keepdim=True)
     running_mean.lerp_(mean[..., 0].t(), momentum)
     running_var.lerp_(var[..., 0].t(), momentum)
-    return centred.mul_(torch.rsqrt(var + EPS))
+    return centred.mul_(inv_std(var))
 
 
 def gram_pvalues(W: Tensor, gram: Tensor, n_rows: int, rss: float, ridge: float) -> np.ndarray:

@@ -14,7 +14,6 @@ parameters every step.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -81,8 +80,8 @@ class SparseLinear(nn.Module):
         cols: column (input) index of each non-zero, LongTensor ``[nnz]``.
         shape: ``(n_rows, n_cols)``.
         bias: learn one bias per row (``bias_mask`` zeroes rows that must stay bias-free).
-        fan_in: per-non-zero fan-in used for the initial scale ``N(0, gain^2 / fan_in)``.
-        gain: initial scale multiplier.
+        fan: per-non-zero ``fan_in * fan_out`` of the block it belongs to; entries start
+            at ``U(-1, 1) / sqrt(fan)`` (the reference initialisation, SPEC section 2).
         bias_mask: optional bool ``[n_rows]``; rows where it is False get no bias.
         values: fixed (non-learned) values ``[nnz]``; stored as a buffer, never reset.
 
@@ -97,8 +96,7 @@ class SparseLinear(nn.Module):
         shape: tuple[int, int],
         *,
         bias: bool = True,
-        fan_in: Tensor | None = None,
-        gain: float = 1.0,
+        fan: Tensor | None = None,
         bias_mask: Tensor | None = None,
         values: Tensor | None = None,
     ) -> None:
@@ -118,8 +116,8 @@ class SparseLinear(nn.Module):
         self.register_buffer("crow_t", _crow_indices(cols, n_cols), persistent=False)
         # read-only values of the SDDMM output pattern in backward (beta=0 ignores them)
         self.register_buffer("zero_values", torch.zeros(rows.numel()), persistent=False)
-        fan = fan_in[order].float() if fan_in is not None else torch.ones(rows.numel())
-        self.register_buffer("init_std", gain / fan.clamp(min=1).sqrt(), persistent=False)
+        fan = fan[order].float() if fan is not None else torch.ones(rows.numel())
+        self.register_buffer("init_bound", fan.clamp(min=1).rsqrt(), persistent=False)
         self.fixed = values is not None
         if self.fixed:
             self.register_buffer("weight", values[order].float(), persistent=False)
@@ -133,7 +131,7 @@ class SparseLinear(nn.Module):
     def reset_parameters(self) -> None:
         with torch.no_grad():
             if not self.fixed:
-                self.weight.normal_().mul_(self.init_std)
+                self.weight.uniform_(-1.0, 1.0).mul_(self.init_bound)
             if self.bias is not None:
                 self.bias.zero_()
 
@@ -161,6 +159,9 @@ class SparseLinear(nn.Module):
 def edge_to_channel(edge_dst: Tensor, n_function: int, channels: int, **kwargs) -> SparseLinear:
     """``lin_in``: each edge whose destination is a function node feeds that node's channels.
 
+    The block of node ``j`` maps its ``d_in(j)`` in-edges to its ``channels`` channels, so
+    an entry starts at ``U(-1, 1) / sqrt(d_in(j) * channels)`` (SPEC section 2).
+
     Args:
         edge_dst: homogeneous destination of every edge ``[E]`` (function nodes are
             ``0..n_function-1``).
@@ -170,18 +171,23 @@ def edge_to_channel(edge_dst: Tensor, n_function: int, channels: int, **kwargs) 
     rows = (edge_dst[edges, None] * channels + ch).flatten()
     cols = edges.repeat_interleave(channels)
     in_degree = torch.bincount(edge_dst[edges], minlength=n_function)
-    fan_in = in_degree[edge_dst[edges]].repeat_interleave(channels)
+    fan = in_degree[edge_dst[edges]].repeat_interleave(channels) * channels
     shape = (n_function * channels, edge_dst.numel())
-    return SparseLinear(rows, cols, shape, fan_in=fan_in, gain=math.sqrt(2.0), **kwargs)
+    return SparseLinear(rows, cols, shape, fan=fan, **kwargs)
 
 
 def channel_to_edge(edge_src: Tensor, n_function: int, channels: int, **kwargs) -> SparseLinear:
-    """``lin_out``: a function node's channels write only onto its out-edges."""
+    """``lin_out``: a function node's channels write only onto its out-edges.
+
+    The block of node ``i`` maps its ``channels`` channels to its ``d_out(i)`` out-edges:
+    entries start at ``U(-1, 1) / sqrt(channels * d_out(i))`` (SPEC section 2).
+    """
     edges = torch.nonzero(edge_src < n_function).flatten()
     ch = torch.arange(channels, device=edge_src.device)
     rows = edges.repeat_interleave(channels)
     cols = (edge_src[edges, None] * channels + ch).flatten()
-    fan_in = torch.full_like(rows, channels)
+    out_degree = torch.bincount(edge_src[edges], minlength=n_function)
+    fan = out_degree[edge_src[edges]].repeat_interleave(channels) * channels
     shape = (edge_src.numel(), n_function * channels)
     bias_mask = edge_src < n_function
-    return SparseLinear(rows, cols, shape, fan_in=fan_in, bias_mask=bias_mask, **kwargs)
+    return SparseLinear(rows, cols, shape, fan=fan, bias_mask=bias_mask, **kwargs)

@@ -10,7 +10,10 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     code = main(["demo", "--epochs", "2", "--width", "5", "--samples", "300", "--out", str(out)])
     assert code == 0
     text = capsys.readouterr().out
-    assert "validation, online" in text and "test, post-hoc" in text and "filtered_mrr" in text
+    assert "edge table scored by 'hybrid'" in text and "validation, hybrid" in text
+    for row in ("hybrid", "score_test", "observed_baseline", "magnitude", "post-hoc corr"):
+        assert f"test, {row}" in text, row
+    assert "filtered_mrr" in text
     assert "top 10 candidate edges" in text
     edges = pd.read_csv(out / "edges.csv")
     assert list(edges.columns[:5]) == ["src_func", "dst_func", "src_idx", "dst_idx", "score"]

@@ -5,6 +5,7 @@ from scipy.stats import norm as normal
 
 from gsnn_edges import GSNN, MagnitudeEdgeRegressor
 from gsnn_edges.inference.magnitudes import node_magnitudes
+from gsnn_edges.inference.regressor_stats import ABS_EPS, REL_EPS, standardize_update
 
 
 def _setup(bench4, **kw):
@@ -45,6 +46,27 @@ def test_magnitudes_segment_path_matches_loop_for_uneven_groups():
             assert torch.allclose(got[k, :, i], ref[k], atol=1e-6)
 
 
+def _dense_terms(model, W, masks=None):
+    """Independent reference of the regressor's loss terms from the cached activations:
+    per-node loops, per-term dense products; term ``t`` uses ``W * masks[t]`` if given."""
+    zs = [b._last_pre_norm_activation for b in model.ResBlocks]
+    n, ch = model.n_function, model.channels
+    mag = lambda t, f: torch.stack([f(t[:, ch * i : ch * i + ch].abs()) for i in range(n)], 1)
+
+    def std(v):
+        var = v.var(0, unbiased=False)
+        return (v - v.mean(0)) / torch.sqrt(var + REL_EPS * var.mean() + ABS_EPS)
+
+    terms = []
+    for p in range(len(zs) - 1):
+        Y = std(mag(zs[p + 1].grad, lambda s: s.sum(-1)))
+        for f in (lambda s: s.sum(-1), lambda s: s.amax(-1)):
+            X = std(mag(zs[p].detach(), f))
+            Wt = W if masks is None else W * masks[len(terms)]
+            terms.append(((X @ Wt - Y) ** 2).mean())
+    return terms
+
+
 def test_aux_step_loss_and_update_match_dense_autograd(bench4):
     model, reg, _ = _setup(bench4, aggregators=("sum", "max"), ridge=0.05, lr=1e-2)
     W0 = reg.W.detach().clone()
@@ -54,18 +76,8 @@ def test_aux_step_loss_and_update_match_dense_autograd(bench4):
     loss = torch.nn.functional.mse_loss(yhat, y)
     reg.arm_retained_grads()
     loss.backward()
-    zs = [b._last_pre_norm_activation for b in model.ResBlocks]
-    # independent reference: per-node loops, per-term dense products, autograd on W
-    n, ch = model.n_function, model.channels
-    mag = lambda t, f: torch.stack([f(t[:, ch * i : ch * i + ch].abs()) for i in range(n)], 1)
-    std = lambda v: (v - v.mean(0)) / torch.sqrt(v.var(0, unbiased=False) + 1e-5)
     W = W0.clone().requires_grad_(True)
-    terms = []
-    for p in range(len(zs) - 1):
-        Y = std(mag(zs[p + 1].grad, lambda s: s.sum(-1)))
-        for f in (lambda s: s.sum(-1), lambda s: s.amax(-1)):
-            X = std(mag(zs[p].detach(), f))
-            terms.append(((X @ W - Y) ** 2).mean())
+    terms = _dense_terms(model, W)
     ref_loss = torch.stack(terms).sum() + 0.05 * W.square().sum()
     ref_loss.backward()
     opt = torch.optim.AdamW([W], lr=1e-2, weight_decay=reg.weight_decay)
@@ -77,6 +89,51 @@ def test_aux_step_loss_and_update_match_dense_autograd(bench4):
     assert int(reg.n_rows) == 4 * 6
 
 
+def test_aux_step_dropout_draws_an_independent_mask_per_term(bench4):
+    """With dropout, term t sees W * M_t / keep with its own mask M_t (the reference's
+    semantics); a single mask shared by all terms gives a different update."""
+    model, reg, _ = _setup(bench4, aggregators=("sum", "max"), ridge=0.0, lr=1e-2, dropout=0.5)
+    W0 = reg.W.detach().clone()
+    reg.pre_forward()
+    loss = torch.nn.functional.mse_loss(model(torch.randn(8, model.n_inputs)), torch.randn(8, 4))
+    reg.arm_retained_grads()
+    loss.backward()
+    n, t = reg.n_nodes, reg.n_terms
+    state = torch.get_rng_state()
+    masks = (torch.rand(t, n, n) < 0.5).float() / 0.5  # the draw aux_step will make
+    assert not torch.equal(masks[0], masks[1])
+    torch.set_rng_state(state)
+
+    def updated(term_masks):
+        W = W0.clone().requires_grad_(True)
+        torch.stack(_dense_terms(model, W, term_masks)).sum().backward()
+        torch.optim.AdamW([W], lr=1e-2, weight_decay=reg.weight_decay).step()
+        return W.detach()
+
+    per_term, shared = updated(masks), updated(masks[:1].expand(t, n, n))
+    reg.aux_step()
+    assert torch.allclose(reg.W.detach(), per_term, atol=1e-6)
+    assert not torch.allclose(reg.W.detach(), shared, atol=1e-4)
+
+
+def test_standardize_handles_gradient_sized_variances():
+    """SPEC section 4: per-node batch variances of 1e-8..2e-7 (L1 gradient magnitudes) come
+    out with unit variance; a constant column stays near 0 (its float32 rounding noise is
+    not blown up), also in eval mode."""
+    torch.manual_seed(0)
+    n, t, b = 6, 2, 64
+    scale = torch.logspace(-4, -3.35, n)[:, None, None]  # std 1e-4..4.5e-4: var 1e-8..2e-7
+    v = 0.01 + scale * torch.randn(n, t, b)
+    v[0] = 0.02  # a node whose gradient magnitude never varies
+    mean, var = torch.zeros(t, n), torch.ones(t, n)
+    z = standardize_update(v.clone(), mean, var, 1.0, training=True)
+    sd = z.var(-1, unbiased=False).sqrt()
+    assert z[0].abs().max() < 1e-2
+    assert torch.allclose(sd[1:], torch.ones(n - 1, t), atol=1e-3), sd
+    ev = standardize_update(v.clone(), mean, var, 1.0, training=False)  # momentum 1: same stats
+    assert torch.allclose(ev, z, atol=1e-3)
+
+
 def test_magnitude_layouts_agree(bench4):
     """The feature-major fast path equals the generic segment path on real caches."""
     model, reg, _ = _setup(bench4, aggregators=("sum", "max", "mean", "l2"))
@@ -85,11 +142,13 @@ def test_magnitude_layouts_agree(bench4):
     reg.arm_retained_grads()
     loss.backward()
     fast = reg._magnitudes()
-    reg._uniform_groups = False
+    group_size = reg._group_size
+    assert group_size == model.channels  # uniform groups: fast path taken above
+    reg._group_size = None  # force the generic segment path
     slow = reg._magnitudes()
     for a, b in zip(fast, slow, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
-    reg._uniform_groups = True
+    reg._group_size = group_size
     reg.aux_step()
 
 

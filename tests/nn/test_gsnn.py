@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gsnn_edges.nn import GSNN
+from gsnn_edges.simulate import converging_tier_graph, simulate
 
 
 def _model(graph, **kw):
@@ -129,3 +130,40 @@ def test_gsnn_rejects_wrong_input_width(bench4):
 def test_gsnn_rejects_unknown_norm(bench4):
     with pytest.raises(ValueError, match="norm must be one of"):
         _model(bench4, norm="group")
+
+
+def test_gsnn_default_init_is_fan_uniform_per_node_block(bench4):
+    """Every sparse entry starts in U(-1, 1) / sqrt(fan_in * fan_out) of its node block."""
+    g = bench4.partial
+    torch.manual_seed(0)
+    model = GSNN(g.edge_index_dict, g.node_names_dict, channels=5, layers=3, norm="none")
+    ch, n_f = model.channels, model.n_function
+    is_f = lambda v: v < n_f
+    d_in = torch.bincount(model.edge_dst[is_f(model.edge_dst)], minlength=n_f)
+    d_out = torch.bincount(model.edge_src[is_f(model.edge_src)], minlength=n_f)
+    for block in model.ResBlocks:
+        lin_in, lin_out = block.lin_in, block.lin_out
+        node_in = lin_in.row // ch  # destination node of each lin_in entry
+        bound_in = 1.0 / torch.sqrt((d_in[node_in] * ch).float())
+        node_out = lin_out.col // ch  # source node of each lin_out entry
+        bound_out = 1.0 / torch.sqrt((d_out[node_out] * ch).float())
+        for w, bound in ((lin_in.weight, bound_in), (lin_out.weight, bound_out)):
+            u = w.detach() / bound  # U(-1, 1) if the bound is right
+            assert u.abs().max() <= 1.0 and u.abs().max() > 0.9
+            assert abs(float(u.var()) - 1 / 3) < 0.1  # U(-1, 1) has variance 1/3
+        assert not lin_in.bias.any() and not lin_out.bias.any()
+
+
+def test_gsnn_init_gives_reference_activation_scale():
+    """SPEC section 2: mean |pre-norm activation| ~0.05 per layer on the benchmark at init
+    (the earlier He-style init gave 0.3-0.6)."""
+    bench = converging_tier_graph(25)
+    x = torch.as_tensor(simulate(bench.full, 256, seed=0)[0])
+    g = bench.partial
+    torch.manual_seed(0)
+    model = GSNN(g.edge_index_dict, g.node_names_dict, 8, 6, norm="none")
+    model._store_activations = True
+    with torch.no_grad():
+        model(x)
+    scale = [float(b._last_pre_norm_activation.abs().mean()) for b in model.ResBlocks]
+    assert all(0.03 < s < 0.08 for s in scale), scale

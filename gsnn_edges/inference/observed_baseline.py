@@ -1,0 +1,440 @@
+"""Observed-node regression baseline: scores candidate function -> function edges by least
+squares on the observed columns alone (no network, no training).
+
+Each function node is stood in for by what observes it: the z-scored columns of its output
+children, else those of its input parents, else nothing (a *latent* node). A node with
+output children is an *observed target*; its target signal is the mean of their z-scored
+columns. For a target ``j`` and a source ``i``, ``r`` is the residual of ``j``'s signal on
+the stand-ins of ``j``'s known function parents other than ``i`` plus ``j``'s input-parent
+columns (ridge least squares with intercept). The score of ``i -> j`` is the multiple
+correlation ``sqrt(R^2)`` of ``r`` on ``i``'s stand-in; its p-value is the partial F test
+of adding ``i``'s columns to ``j``'s model.
+
+For a candidate ``i`` (not a parent of ``j``) ``r`` is one residual per target, shared by
+every candidate source. For a pair already in the graph, ``i`` is left out of ``j``'s model
+(else ``r`` would be orthogonal to ``i``'s stand-in and every known edge would score ~0),
+so a known edge scores as it would in the graph without it; a column that another parent or
+an input of ``j`` also brings stays in. These fits are downdated from ``j``'s full fit, so a
+hub of in-degree ``w`` costs ``O(w^2)`` per parent, not a new ``O(S w^2)`` regression.
+
+Degrees of freedom: with ``n`` samples, ``p`` the numerical rank of ``j``'s centred design
+(without ``i``; see :func:`_fits`) and ``k`` that of ``i``'s centred stand-in,
+``F = (R^2 / k) / ((1 - R^2) / (n - 1 - p - k))`` (the ``1`` is the intercept) and
+``p_value = F.sf(F; k, n - 1 - p - k)``.
+``R^2`` regresses ``r`` on ``i``'s raw columns, not on their residual given ``j``'s design;
+it is therefore at most the exact partial ``R^2`` (equal when ``i``'s columns are
+orthogonal to the design), and the p-value is conservative, never anti-conservative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import Tensor
+
+from gsnn_edges.graph import EDGE_TYPES, FF, as_graph
+
+__all__ = ["ObservedBaseline", "observed_baseline"]
+
+_IF, _FO = EDGE_TYPES[0], EDGE_TYPES[2]
+# A column counts as constant when var <= _REL_VAR_TOL * E[x^2] (float rounding level).
+_REL_VAR_TOL = 1e-10
+# A residual counts as zero (target fully explained: no score) below this share of ||y||^2.
+_REL_RESID_TOL = 1e-12
+# Relative ridge floor: keeps D^T D + lam I invertible for the leave-one-out downdate.
+_RIDGE_FLOOR = 1e-10
+# float64 entries of one gathered [G, S, w] design batch (bounds memory, ~128 MB).
+_CHUNK_ENTRIES = 1 << 24
+
+
+@dataclass
+class ObservedBaseline:
+    """Scores of every function -> function pair from :func:`observed_baseline`.
+
+    Attributes:
+        scores: ``[N, N]`` float64, ``scores[i, j]`` = multiple correlation of ``i``'s
+            stand-in with ``j``'s residual, in ``[0, 1]``; NaN where not scorable.
+        p_values: ``[N, N]`` float64 partial-F p-values; NaN where ``scores`` is NaN or the
+            test has no residual degrees of freedom.
+        observed_target: ``[N]`` bool, ``j`` has an output child (columns of the other
+            nodes are NaN).
+        has_features: ``[N]`` bool, ``i`` has a stand-in: an output child or an input
+            parent (rows of the other nodes are NaN).
+        f_stat, df1, df2: ``[N, N]`` the partial-F statistic behind ``p_values`` and its
+            degrees of freedom (``df1`` the rank of ``i``'s stand-in); NaN with it.
+
+    Scores are also NaN on the diagonal, for a stand-in whose columns are all constant and
+    for a target whose signal is constant or fully explained by its model.
+    """
+
+    scores: np.ndarray
+    p_values: np.ndarray
+    observed_target: np.ndarray
+    has_features: np.ndarray
+    f_stat: np.ndarray
+    df1: np.ndarray
+    df2: np.ndarray
+
+
+# --------------------------------------------------------------------------- helpers
+def _zscore(a: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Columns of ``a`` z-scored over samples (ddof 0) as float64, constant columns -> 0;
+    and the mask of non-constant columns."""
+    t = torch.as_tensor(np.asarray(a), dtype=torch.float64)
+    c = t - t.mean(0)
+    var = c.square().mean(0)
+    ok = var > _REL_VAR_TOL * t.square().mean(0)
+    return torch.where(ok, c / var.clamp_min(1e-300).sqrt(), torch.zeros_like(c)), ok
+
+
+def _expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged ranges ``starts[g] .. starts[g] + counts[g] - 1`` flattened.
+
+    Returns:
+        ``(owner, position)``, each ``[counts.sum()]``: the range index and the position.
+    """
+    owner = np.repeat(np.arange(len(counts)), counts)
+    within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, starts[owner] + within
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    return np.cumsum(counts) - counts
+
+
+def _basis(B: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Batched thin SVD with a numerical-rank mask (the ``matrix_rank`` tolerance).
+
+    Shapes:
+        B: ``[G, S, w]`` -> U ``[G, S, w]``, s ``[G, w]``, keep bool ``[G, w]``.
+    """
+    U, s, _ = torch.linalg.svd(B, full_matrices=False)
+    tol = s[:, :1] * max(B.shape[1:]) * torch.finfo(s.dtype).eps
+    return U, s, s > tol  # an all-zero block has s_max = 0: nothing is kept
+
+
+def _chunks(items: np.ndarray, per_item: int) -> Iterator[np.ndarray]:
+    step = max(1, _CHUNK_ENTRIES // max(per_item, 1))
+    for start in range(0, len(items), step):
+        yield items[start : start + step]
+
+
+def _stand_ins(eid: dict, n_f: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stand-in columns of every function node, as a table sorted by node.
+
+    Columns index the pool ``[z(X), z(Y)]``: input ``k`` is column ``k``, output ``o`` is
+    ``n_in + o``.
+
+    Returns:
+        ``node [M]``, ``col [M]`` and ``has_out [n_f]`` bool.
+    """
+    fo, fi = eid[_FO], eid[_IF]
+    has_out = np.bincount(fo[0], minlength=n_f) > 0
+    by_input = ~has_out[fi[1]]  # inputs stand in only for nodes without outputs
+    node = np.concatenate([fo[0], fi[1, by_input]])
+    col = np.concatenate([n_in + fo[1], fi[0, by_input]])
+    order = np.argsort(node, kind="stable")
+    return node[order], col[order], has_out
+
+
+@dataclass
+class _Designs:
+    """The full design of every observed target and its leave-one-parent-out removals.
+
+    Attributes:
+        col: ``[E]`` pool columns of the designs, each design's run ascending, no repeats.
+        width: ``[T]`` columns per design (target ``t`` = the ``t``-th observed node).
+        src, dst, design: ``[L]`` the pairs scored without the parent: f->f edges whose
+            source has a stand-in and whose target is observed; ``design`` is ``dst``'s.
+        rm, rm_ok: ``[L, b]`` positions (within the design) of the columns that only
+            ``src`` brings to it, padded; a column another parent or an input also brings
+            stays in the model without ``src``.
+    """
+
+    col: np.ndarray
+    width: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    design: np.ndarray
+    rm: np.ndarray
+    rm_ok: np.ndarray
+
+
+def _designs(
+    eid: dict,
+    feat_col: np.ndarray,
+    f_start: np.ndarray,
+    f_count: np.ndarray,
+    obs: np.ndarray,
+    live: np.ndarray,
+) -> _Designs:
+    """Build every design vectorized (no loop over nodes); ``live`` masks non-constant
+    pool columns (a constant column is all zeros after z-scoring and would only make the
+    Gram matrix singular)."""
+    ff, fi = eid[FF], eid[_IF]
+    targets = np.flatnonzero(obs)
+    tpos = np.full(obs.size, -1)
+    tpos[targets] = np.arange(targets.size)
+    edges = np.flatnonzero((f_count[ff[0]] > 0) & obs[ff[1]])
+    # Entries (design, pool column, tag): each parent's stand-in columns tagged by its
+    # leave-one-out index, then the input-parent columns (tag -1).
+    owner, pos = _expand(f_start[ff[0, edges]], f_count[ff[0, edges]])
+    inp = np.flatnonzero(obs[fi[1]])
+    design = tpos[np.concatenate([ff[1, edges[owner]], fi[1, inp]])]
+    col = np.concatenate([feat_col[pos], fi[0, inp]])
+    tag = np.concatenate([owner, np.full(inp.size, -1)])
+    alive = live[col]
+    design, col, tag = design[alive], col[alive], tag[alive]
+    # Repeated columns (two parents sharing an output, a parent standing in by one of the
+    # target's inputs) enter a design once.
+    uniq, inv, cnt = np.unique(design * live.size + col, return_inverse=True, return_counts=True)
+    d_design, d_col = np.divmod(uniq, live.size)
+    width = np.bincount(d_design, minlength=targets.size)
+    position = np.arange(uniq.size) - _starts(width)[d_design]
+    only = (cnt[inv] == 1) & (tag >= 0)
+    rm_l, rm_p = tag[only], position[inv[only]]
+    order = np.argsort(rm_l, kind="stable")
+    rm_l, rm_p = rm_l[order], rm_p[order]
+    rm_cnt = np.bincount(rm_l, minlength=edges.size)
+    slot = np.arange(rm_l.size) - _starts(rm_cnt)[rm_l]
+    rm = np.zeros((edges.size, int(rm_cnt.max(initial=0))), dtype=np.int64)
+    rm_ok = np.zeros(rm.shape, dtype=bool)
+    rm[rm_l, slot], rm_ok[rm_l, slot] = rm_p, True
+    dst = ff[1, edges]
+    return _Designs(d_col, width, ff[0, edges], dst, tpos[dst], rm, rm_ok)
+
+
+def _leave_out(
+    D: Tensor, y: Tensor, beta: Tensor, hinv: Tensor, g: np.ndarray, rm: Tensor, ok: Tensor
+) -> Tensor:
+    """Ridge residuals without the columns ``rm``, downdated from the full fit.
+
+    Minimizing ``||y - D b||^2 + lam ||b||^2`` subject to ``b_rm = 0`` gives
+    ``b = beta - Hinv[:, rm] Hinv[rm, rm]^-1 beta_rm`` (``Hinv = (D^T D + lam I)^-1``):
+    a ``|rm|``-sized solve per pair instead of a new fit (``S w^2`` each, ``S w^3`` per
+    target of in-degree ``w``).
+
+    Shapes:
+        D: ``[G, S, w]``; y: ``[S, G]``; beta: ``[G, w]``; hinv: ``[G, w, w]``;
+        g: ``[L]`` design of each pair; rm, ok: ``[L, b]`` -> residuals ``[S, L]``.
+    """
+    w, b = D.shape[2], rm.shape[1]
+    gi = torch.from_numpy(g)
+    both = ok[:, :, None] & ok[:, None, :]
+    eye = torch.eye(b, dtype=D.dtype)
+    h_bb = torch.where(both, hinv[gi[:, None, None], rm[:, :, None], rm[:, None, :]], eye)
+    h_wb = hinv[gi[:, None, None], torch.arange(w)[None, :, None], rm[:, None, :]] * ok[:, None]
+    t = torch.linalg.solve(h_bb, beta[gi[:, None], rm] * ok)
+    b_loo = beta[gi] - torch.einsum("lwb,lb->lw", h_wb, t)
+    dropped = torch.zeros_like(b_loo).scatter_add_(1, rm, ok.to(D.dtype)) > 0
+    b_loo = b_loo.masked_fill(dropped, 0.0)  # 0 up to rounding already; make it exact
+    # Pairs of one design share its D: one [S, w] x [w, pairs] product per design.
+    counts = np.bincount(g, minlength=D.shape[0])
+    slot = torch.from_numpy(np.arange(g.size) - _starts(counts)[g])
+    coef = torch.zeros(D.shape[0], int(counts.max()), w, dtype=D.dtype)
+    coef[gi, slot] = b_loo
+    fit = torch.bmm(D, coef.transpose(1, 2))  # [G, S, pairs]
+    return y[:, gi] - fit[gi, :, slot].T
+
+
+def _fits(
+    Z: Tensor, y_t: Tensor, des: _Designs, ridge: float, kmax: int
+) -> Iterator[tuple[np.ndarray, Tensor, Tensor, np.ndarray, Tensor, Tensor]]:
+    """Ridge residuals of every full design and of every leave-one-parent-out model.
+
+    One batched SVD ``D = U diag(s) V^T`` per (width, memory chunk) group of targets;
+    ``lam = max(ridge, 1e-10) * mean(s^2)`` (the floor keeps ``D^T D + lam I`` invertible
+    for the downdate), ``beta = V diag(s / (s^2 + lam)) U^T y``. The design rank (for the
+    F test) counts ``s`` above the ``matrix_rank`` tolerance; a leave-one-out model's rank
+    is ``min(w - |removed|, rank)``, exact when the full design has full column rank.
+
+    Yields:
+        ``(targets [G], r [S, G], rank [G], pairs [L], r_pairs [S, L], rank_pairs [L])``.
+    """
+    n = Z.shape[0]
+    d_start = _starts(des.width)
+    pair_cnt = np.bincount(des.design, minlength=des.width.size)
+    pair_order, pair_start = np.argsort(des.design, kind="stable"), _starts(pair_cnt)
+    b = des.rm.shape[1]
+    for w in np.unique(des.width):
+        group = np.flatnonzero(des.width == w)
+        lmax = int(pair_cnt[group].max())
+        per_target = n * (w + lmax * max(kmax, 1)) + w * (w + lmax * max(b, 1))
+        for d in _chunks(group, per_target):
+            y = y_t[:, d]
+            g, pos = _expand(pair_start[d], pair_cnt[d])
+            pairs = pair_order[pos]
+            if w == 0:
+                none = torch.zeros(d.size, dtype=torch.long)
+                yield d, y, none, pairs, y[:, g], none[g]
+                continue
+            D = Z[:, torch.from_numpy(des.col[d_start[d][:, None] + np.arange(w)])]
+            D = D.permute(1, 0, 2)
+            U, s, Vh = torch.linalg.svd(D, full_matrices=False)
+            rank = (s > s[:, :1] * max(n, int(w)) * torch.finfo(s.dtype).eps).sum(1)
+            s2 = s.square()
+            inv = 1.0 / (s2 + max(ridge, _RIDGE_FLOOR) * s2.mean(1, keepdim=True))
+            beta = torch.einsum("gvw,gw->gv", Vh.mT, torch.einsum("gsw,sg->gw", U, y) * s * inv)
+            r = y - torch.einsum("gsw,gw->sg", D, beta)
+            if not pairs.size:
+                yield d, r, rank, pairs, y[:, :0], rank[:0]
+                continue
+            rm, ok = torch.from_numpy(des.rm[pairs]), torch.from_numpy(des.rm_ok[pairs])
+            hinv = (Vh.mT * inv[:, None, :]) @ Vh
+            r_pairs = _leave_out(D, y, beta, hinv, g, rm, ok)
+            rank_pairs = torch.minimum(w - ok.sum(1), rank[torch.from_numpy(g)])
+            yield d, r, rank, pairs, r_pairs, rank_pairs
+
+
+def _partial_f(
+    r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Partial-F statistic ``(r2 / k) / ((1 - r2) / df2)``, ``df2 = n-1-p-k`` (NaN where
+    the test is undefined) and its survival ``F.sf(f; k, df2)``.
+
+    NaN where ``r2`` is NaN, ``k == 0`` or ``df2 <= 0``; ``r2 = 1`` gives ``f = inf``,
+    ``p = 0``.
+    """
+    df2 = n - 1.0 - p - k
+    ok = np.isfinite(r2) & (k > 0) & (df2 > 0)
+    f, out = np.full(r2.shape, np.nan), np.full(r2.shape, np.nan)
+    with np.errstate(divide="ignore"):
+        f[ok] = (r2[ok] / k[ok]) / (np.maximum(1.0 - r2[ok], 0.0) / df2[ok])
+    out[ok] = stats.f.sf(f[ok], k[ok], df2[ok])
+    return f, np.where(ok, df2, np.nan), out
+
+
+# --------------------------------------------------------------------------- public
+def observed_baseline(
+    graph, X: np.ndarray, Y: np.ndarray, *, ridge: float = 1e-6, degree: int = 1
+) -> ObservedBaseline:
+    """Score every function -> function pair with the observed-node regression baseline.
+
+    See the module docstring for the model, the scores and the p-values. All numeric work
+    is batched: one SVD per group of equal-width designs (and of equal-size stand-ins), one
+    ``Q^T R`` matmul for all (source, target) pairs, a segment sum over stand-in columns.
+
+    Args:
+        graph: a :class:`~gsnn_edges.graph.GSNNGraph` or anything
+            :func:`~gsnn_edges.graph.as_graph` accepts.
+        X: input observations, columns in the graph's input order (float32 is fine; the
+            work is float64).
+        Y: output observations, columns in the graph's output order.
+        ridge: ridge penalty relative to the mean eigenvalue of each design's Gram matrix
+            (``0`` gives least squares, up to a ``1e-10`` floor that keeps the leave-one-out
+            downdate defined).
+        degree: stand-ins and input-parent design columns also enter as their z-scored
+            powers ``2..degree`` (the target signal stays linear), so a monotone
+            nonlinear mechanism is not mistaken for a missing parent. ``1``: linear.
+
+    Returns:
+        An :class:`ObservedBaseline`.
+
+    Shapes:
+        X: ``[S, n_input]``; Y: ``[S, n_output]``; scores, p_values: ``[N, N]`` with
+        ``N = n_function``; observed_target, has_features: ``[N]``.
+
+    Raises:
+        ValueError: wrong shapes, non-finite values or a negative ``ridge``.
+    """
+    g = as_graph(graph)
+    X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must be [S, *] with equal S, got {X.shape} and {Y.shape}")
+    if X.shape[1] != g.n_input or Y.shape[1] != g.n_output:
+        raise ValueError(
+            f"X must have {g.n_input} columns and Y {g.n_output} (the graph's inputs and "
+            f"outputs), got {X.shape[1]} and {Y.shape[1]}"
+        )
+    if not (np.isfinite(X).all() and np.isfinite(Y).all()):
+        raise ValueError("X and Y must be finite")
+    if not (ridge >= 0 and np.isfinite(ridge)):
+        raise ValueError(f"ridge must be >= 0, got {ridge}")
+    if degree < 1:
+        raise ValueError(f"degree must be >= 1, got {degree}")
+    n, n_f = X.shape[0], g.n_function
+    eid = {k: v.numpy() for k, v in g.edge_index_dict.items()}
+    (zx, live_x), (zy, live_y) = _zscore(X), _zscore(Y)
+    Z, live = torch.cat([zx, zy], dim=1), torch.cat([live_x, live_y])  # pool [S, n_in + n_out]
+
+    feat_node, feat_col, obs = _stand_ins(eid, n_f, g.n_input)
+    if degree > 1:
+        # Powers of every observed column stand in beside it (the mechanisms are monotone
+        # nonlinearities): pool column c + q * width is z(z_c^(q+1)).
+        width = Z.shape[1]
+        powers = [_zscore(Z.numpy() ** q) for q in range(2, degree + 1)]
+        Z = torch.cat([Z, *(z for z, _ in powers)], dim=1)
+        live = torch.cat([live, *(ok & live for _, ok in powers)])
+        offsets = np.arange(degree) * width
+        order = np.argsort(np.repeat(feat_node, degree), kind="stable")
+        feat_node = np.repeat(feat_node, degree)[order]
+        feat_col = (feat_col[:, None] + offsets).ravel()[order]
+        fi = eid[_IF]
+        eid[_IF] = np.concatenate([fi + np.array([[o], [0]]) for o in offsets], axis=1)
+    f_count = np.bincount(feat_node, minlength=n_f)
+    f_start = _starts(f_count)
+    targets = np.flatnonzero(obs)
+    # Target signal: mean of each node's z-scored output columns (already centred).
+    fo = torch.from_numpy(eid[_FO])
+    ysig = torch.zeros(n, n_f, dtype=torch.float64).index_add_(1, fo[0], Z[:, g.n_input + fo[1]])
+    ysig = ysig / torch.bincount(fo[0], minlength=n_f).clamp_min(1)
+
+    # Orthonormal basis of every stand-in, stacked as Q [S, M] in feature-table order.
+    Q = torch.zeros(n, feat_col.size + 1, dtype=torch.float64)  # last column: zero padding
+    k_rank = np.zeros(n_f, dtype=np.int64)
+    for k in np.unique(f_count[f_count > 0]):
+        for nodes in _chunks(np.flatnonzero(f_count == k), n * int(k)):
+            pos = f_start[nodes][:, None] + np.arange(k)
+            U, _, keep = _basis(Z[:, torch.from_numpy(feat_col[pos])].permute(1, 0, 2))
+            Q[:, torch.from_numpy(pos.ravel())] = (
+                (U * keep[:, None]).permute(1, 0, 2).reshape(n, -1)
+            )
+            k_rank[nodes] = keep.sum(1).numpy()
+
+    des = _designs(eid, feat_col, f_start, f_count, obs, live.numpy())
+    src, dst = des.src, des.dst
+    n_t = targets.size
+    # Source stand-in columns of each leave-one-out pair, padded with the zero column.
+    kmax = int(f_count.max(initial=0))
+    pad = np.arange(kmax) < f_count[src][:, None]
+    loo_cols = np.where(pad, f_start[src][:, None] + np.arange(kmax), feat_col.size)
+
+    R = torch.zeros(n, n_t, dtype=torch.float64)
+    den, rank = np.zeros(n_t), np.zeros(n_t)
+    num_l, den_l, rank_l = np.zeros(src.size), np.zeros(src.size), np.zeros(src.size)
+    for d, r, rk, pairs, r_pairs, rk_pairs in _fits(Z, ysig[:, targets], des, ridge, kmax):
+        R[:, torch.from_numpy(d)] = r
+        den[d], rank[d] = r.square().sum(0).numpy(), rk.numpy()
+        q = Q[:, torch.from_numpy(loo_cols[pairs])]  # [S, pairs, kmax]
+        num_l[pairs] = torch.einsum("slk,sl->lk", q, r_pairs).square().sum(1).numpy()
+        den_l[pairs], rank_l[pairs] = r_pairs.square().sum(0).numpy(), rk_pairs.numpy()
+    # All (source, observed target) pairs at once: squared projections, summed per source.
+    G = (Q[:, :-1].T @ R).square()
+    full_num = torch.zeros(n_f, n_t, dtype=torch.float64)
+    full_num.index_add_(0, torch.from_numpy(feat_node), G)
+
+    R2, DEN, P = (np.full((n_f, n_f), np.nan) for _ in range(3))
+    R2[:, targets] = full_num.numpy()
+    DEN[:, targets], P[:, targets] = den, rank
+    R2[src, dst], DEN[src, dst], P[src, dst] = num_l, den_l, rank_l
+    ynorm = ysig.square().sum(0).numpy()
+    with np.errstate(invalid="ignore"):
+        ok = (k_rank[:, None] > 0) & (DEN > _REL_RESID_TOL * ynorm[None, :]) & (ynorm > 0)
+    np.fill_diagonal(ok, False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        R2 = np.where(ok, np.clip(R2 / DEN, 0.0, 1.0), np.nan)
+    k_mat = np.broadcast_to(k_rank[:, None].astype(float), R2.shape)
+    f_stat, df2, p_values = _partial_f(R2, k_mat, P, n)
+    return ObservedBaseline(
+        scores=np.sqrt(R2),
+        p_values=p_values,
+        f_stat=f_stat,
+        df1=np.where(np.isfinite(df2), k_mat, np.nan),
+        df2=df2,
+        observed_target=obs,
+        has_features=f_count > 0,
+    )
