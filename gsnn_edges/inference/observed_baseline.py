@@ -64,8 +64,6 @@ class ObservedBaseline:
             nodes are NaN).
         has_features: ``[N]`` bool, ``i`` has a stand-in: an output child or an input
             parent (rows of the other nodes are NaN).
-        f_stat, df1, df2: ``[N, N]`` the partial-F statistic behind ``p_values`` and its
-            degrees of freedom (``df1`` the rank of ``i``'s stand-in); NaN with it.
 
     Scores are also NaN on the diagonal, for a stand-in whose columns are all constant and
     for a target whose signal is constant or fully explained by its model.
@@ -75,9 +73,6 @@ class ObservedBaseline:
     p_values: np.ndarray
     observed_target: np.ndarray
     has_features: np.ndarray
-    f_stat: np.ndarray
-    df1: np.ndarray
-    df2: np.ndarray
 
 
 # --------------------------------------------------------------------------- helpers
@@ -290,22 +285,18 @@ def _fits(
             yield d, r, rank, pairs, r_pairs, rank_pairs
 
 
-def _partial_f(
-    r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Partial-F statistic ``(r2 / k) / ((1 - r2) / df2)``, ``df2 = n-1-p-k`` (NaN where
-    the test is undefined) and its survival ``F.sf(f; k, df2)``.
+def _partial_f_pvalues(r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
+    """Partial-F survival ``F.sf((r2 / k) / ((1 - r2) / df2); k, df2)``, ``df2 = n-1-p-k``.
 
-    NaN where ``r2`` is NaN, ``k == 0`` or ``df2 <= 0``; ``r2 = 1`` gives ``f = inf``,
-    ``p = 0``.
+    NaN where ``r2`` is NaN, ``k == 0`` or ``df2 <= 0``; ``r2 = 1`` gives ``p = 0``.
     """
     df2 = n - 1.0 - p - k
     ok = np.isfinite(r2) & (k > 0) & (df2 > 0)
-    f, out = np.full(r2.shape, np.nan), np.full(r2.shape, np.nan)
+    out = np.full(r2.shape, np.nan)
     with np.errstate(divide="ignore"):
-        f[ok] = (r2[ok] / k[ok]) / (np.maximum(1.0 - r2[ok], 0.0) / df2[ok])
-    out[ok] = stats.f.sf(f[ok], k[ok], df2[ok])
-    return f, np.where(ok, df2, np.nan), out
+        f = (r2[ok] / k[ok]) / (np.maximum(1.0 - r2[ok], 0.0) / df2[ok])
+    out[ok] = stats.f.sf(f, k[ok], df2[ok])
+    return out
 
 
 # --------------------------------------------------------------------------- public
@@ -428,13 +419,9 @@ def observed_baseline(
     with np.errstate(invalid="ignore", divide="ignore"):
         R2 = np.where(ok, np.clip(R2 / DEN, 0.0, 1.0), np.nan)
     k_mat = np.broadcast_to(k_rank[:, None].astype(float), R2.shape)
-    f_stat, df2, p_values = _partial_f(R2, k_mat, P, n)
     return ObservedBaseline(
         scores=np.sqrt(R2),
-        p_values=p_values,
-        f_stat=f_stat,
-        df1=np.where(np.isfinite(df2), k_mat, np.nan),
-        df2=df2,
+        p_values=_partial_f_pvalues(R2, k_mat, P, n),
         observed_target=obs,
         has_features=f_count > 0,
     )

@@ -69,29 +69,27 @@ def hybrid_scores(
     baseline: ObservedBaseline, score_stat: np.ndarray, score_p: np.ndarray, n_block_pairs: int
 ) -> PairScores:
     """Pairs the observed baseline scores (observed target, source with a stand-in) rank
-    first, by its test; the others (latent target or source) after them, by the score test.
+    first, in the baseline's order; the others (latent target or source) after them, in
+    the score test's order.
 
-    ``score = tier + 1/2 + atan(z) / pi`` with ``tier`` 1 for the baseline's pairs and 0
-    for the score test's, and ``z`` the :func:`normal_equivalent` of that test's log
-    p-value (the partial F test's, continued by ``df1 * F`` against chi-square ``df1``
-    where float64 underflows; chi-square ``n_block_pairs`` for ``Q``). So the integer
-    part says which test scored the pair, and within a tier the order is the test's own,
-    resolved far into the tail. Observed data first: where the baseline applies the
-    ranking is the baseline's, never below it; putting both tests on one z scale instead
-    lost 0.02 AUC on the benchmark, where the score test's statistics on latent targets
-    run larger than the baseline's (``benchmarks/README.md``). p-values are each test's.
+    ``score = tier + 1/2 + atan(x) / pi``: ``tier`` 1 and ``x = atanh(R)`` (the baseline's
+    multiple correlation) for the baseline's pairs, ``tier`` 0 and ``x`` the
+    :func:`normal_equivalent` of the score test's chi-square ``n_block_pairs`` log p-value
+    for the others. The integer part says which test scored the pair; within a tier the
+    order is that scorer's own, so where the baseline applies the ranking is exactly
+    the baseline's (never below it). Putting both tests on one z scale instead lost 0.02
+    AUC on the benchmark, where the score test's statistics on latent targets run larger
+    than the baseline's (``benchmarks/README.md``). p-values are each test's own.
 
     Shapes:
         score_stat, score_p: ``[N, N]``; returns ``[N, N]`` each.
     """
-    b = baseline
-    use_base = np.isfinite(b.f_stat)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        base_log_p = stats.f.logsf(b.f_stat, b.df1, b.df2)
-    base_log_p = np.where(np.isneginf(base_log_p), chi2_log_sf(b.df1 * b.f_stat, b.df1), base_log_p)
-    log_p = np.where(use_base, base_log_p, chi2_log_sf(score_stat, n_block_pairs))
-    scores = use_base + 0.5 + np.arctan(normal_equivalent(log_p)) / np.pi
-    p = np.where(use_base, b.p_values, score_p)
+    use_base = np.isfinite(baseline.scores)
+    with np.errstate(divide="ignore"):
+        base_x = np.arctanh(np.clip(baseline.scores, 0.0, 1.0))
+    test_x = normal_equivalent(chi2_log_sf(score_stat, n_block_pairs))
+    scores = use_base + 0.5 + np.arctan(np.where(use_base, base_x, test_x)) / np.pi
+    p = np.where(use_base, baseline.p_values, score_p)
     np.fill_diagonal(scores, np.nan)
     np.fill_diagonal(p, np.nan)
     return PairScores(scores, p)

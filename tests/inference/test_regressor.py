@@ -100,8 +100,8 @@ def test_aux_step_dropout_draws_an_independent_mask_per_term(bench4):
     loss.backward()
     n, t = reg.n_nodes, reg.n_terms
     state = torch.get_rng_state()
-    masks = (torch.rand(t, n, n) < 0.5).float() / 0.5  # the draw aux_step will make
-    assert not torch.equal(masks[0], masks[1])
+    masks = reg._keep_masks(t, n, reg.W)  # the draw aux_step will make
+    assert set(masks.unique().tolist()) == {0.0, 2.0} and not torch.equal(masks[0], masks[1])
     torch.set_rng_state(state)
 
     def updated(term_masks):
@@ -114,6 +114,23 @@ def test_aux_step_dropout_draws_an_independent_mask_per_term(bench4):
     reg.aux_step()
     assert torch.allclose(reg.W.detach(), per_term, atol=1e-6)
     assert not torch.allclose(reg.W.detach(), shared, atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_keep_masks_are_unbiased_bernoulli_and_independent(bench4, rate):
+    _, reg, _ = _setup(bench4, dropout=rate)
+    torch.manual_seed(0)
+    m = reg._keep_masks(6, 300, reg.W)  # 540k entries
+    assert m.shape == (6, 300, 300) and m.unique().tolist() == pytest.approx(
+        [0.0, 1 / (1 - rate)], rel=1e-4
+    )
+    dropped = (m == 0).double()
+    assert abs(float(dropped.mean()) - rate) < 0.003 and abs(float(m.mean()) - 1.0) < 0.005
+    flat = dropped.reshape(6, -1)
+    corr = torch.corrcoef(flat)[~torch.eye(6, dtype=bool)]  # terms draw independently
+    assert corr.abs().max() < 0.01
+    lagged = torch.corrcoef(torch.stack([flat[0, :-1], flat[0, 1:]]))[0, 1]  # and entries
+    assert abs(float(lagged)) < 0.01
 
 
 def test_standardize_handles_gradient_sized_variances():

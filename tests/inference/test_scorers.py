@@ -29,32 +29,28 @@ def test_normal_equivalent_of_the_chi2_tail_is_exact_and_does_not_saturate(dof):
 
 
 def test_hybrid_ranks_the_baselines_pairs_first_then_the_score_tests():
-    n = 3
     nan = np.nan
-    f = np.array([[nan, 4.0, nan], [9.0, nan, nan], [1.0, 2.0, nan]])  # column 2: latent
+    r = np.array([[nan, 0.4, nan], [0.9, nan, nan], [0.2, 1.0, nan]])  # column 2: latent
     base = ObservedBaseline(
-        scores=np.where(np.isnan(f), nan, 0.5),
-        p_values=np.where(np.isnan(f), nan, 0.01),
+        scores=r,
+        p_values=np.where(np.isnan(r), nan, 0.01),
         observed_target=np.array([True, True, False]),
-        has_features=np.ones(n, bool),
-        f_stat=f,
-        df1=np.where(np.isnan(f), nan, 2.0),
-        df2=np.where(np.isnan(f), nan, 100.0),
+        has_features=np.ones(3, bool),
     )
     q = np.arange(9.0).reshape(3, 3) + 1
     q_p = stats.chi2.sf(q, 4)
     out = hybrid_scores(base, q, q_p, 4)
-    squash = lambda z: 0.5 + np.arctan(z) / np.pi
-    assert out.scores[1, 0] == pytest.approx(1 + squash(stats.norm.isf(stats.f.sf(9.0, 2, 100))))
-    assert out.p_values[1, 0] == 0.01
+    squash = lambda x: 0.5 + np.arctan(x) / np.pi
+    assert out.scores[1, 0] == pytest.approx(1 + squash(np.arctanh(0.9)))
+    assert out.scores[2, 1] == 2.0 and out.p_values[1, 0] == 0.01  # R = 1 tops the tier
     assert out.scores[0, 2] == pytest.approx(squash(stats.norm.isf(stats.chi2.sf(3.0, 4))))
     assert out.p_values[0, 2] == q_p[0, 2]
     assert np.isnan(np.diag(out.scores)).all() and np.isnan(np.diag(out.p_values)).all()
     assert out.n_scored == 6
-    tier = np.isfinite(f)
-    off = ~np.eye(3, dtype=bool)
+    tier, off = np.isfinite(r), ~np.eye(3, dtype=bool)
     assert out.scores[tier & off].min() > out.scores[~tier & off].max()  # baseline first
-    assert out.scores[2, 0] < out.scores[1, 0]  # within a tier: the test's order (F 1 < 9)
+    order = lambda m: np.argsort(m[tier & off])
+    assert np.array_equal(order(out.scores), order(r))  # within the tier: the baseline's
     huge = hybrid_scores(base, q * 1e4, q_p, 4).scores  # p underflows: order still resolved
     assert np.all(np.diff(huge[~tier & off][np.argsort(q[~tier & off])]) > 0)
 
