@@ -16,11 +16,11 @@ from torch import Tensor, nn
 
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
-    block_tensors,
     check_aggregators,
     check_probe_model,
     model_device,
     node_magnitudes,
+    probe_batch,
     probe_mode,
     uniform_group_size,
 )
@@ -112,11 +112,9 @@ class MagnitudeEdgeInferer:
     ) -> MagnitudeEdgeInferer:
         """Stream the magnitude moments over ``loader`` (statistics are reset first).
 
-        Each batch runs one forward and one backward pass in eval mode. Gradients are
-        taken with :func:`torch.autograd.grad` with respect to the cached ``z`` only, so
-        the model's parameters and their ``.grad`` are untouched. They are multiplied by
-        the batch size, i.e. they are per-sample gradients when ``loss_fn`` averages over
-        the batch (as the default does), so batches of different sizes pool consistently.
+        Each batch runs one forward and one backward pass in eval mode
+        (:func:`~gsnn_edges.inference.magnitudes.probe_batch`: per-sample gradients of the
+        cached ``z`` only, parameters untouched).
 
         Args:
             loader: yields ``(x, y, ...)`` batches, ``x: [B, n_inputs]``, ``y: [B, n_outputs]``.
@@ -139,16 +137,11 @@ class MagnitudeEdgeInferer:
 
     def _batch_magnitudes(self, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[Tensor, Tensor]:
         """Features ``x^{l-1}`` and targets ``y^l`` of one batch, ``[P, B, N]`` each."""
-        x = x.to(self.device).detach().requires_grad_(True)  # keeps z in the graph
-        y = y.to(self.device)
         model, n, groups = self.model, self.model.n_function, self.model.channel_groups
-        with torch.enable_grad():
-            loss = loss_fn(model(x), y)
-            z = block_tensors(model, use_pre_norm=True)
-            grads = torch.autograd.grad(loss, z[1:])
-        acts = block_tensors(model, self.use_pre_norm)[:-1]
-        a = torch.stack([t.detach() for t in acts])  # [P, B, C]
-        g = torch.stack(grads) * x.shape[0]
+        acts, grads = probe_batch(
+            model, x.to(self.device), y.to(self.device), loss_fn, self.use_pre_norm
+        )
+        a, g = torch.stack(acts), torch.stack(grads)  # [P, B, C]
         size = self._group_size
         feats = node_magnitudes(a, groups, n, (self.aggregator,), group_size=size)[0]
         targets = node_magnitudes(g, groups, n, ("sum",), group_size=size)[0]

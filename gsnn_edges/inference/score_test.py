@@ -40,10 +40,10 @@ from torch import Tensor, nn
 
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
-    block_tensors,
     check_probe_model,
     model_device,
     node_sums,
+    probe_batch,
     probe_mode,
     uniform_group_size,
 )
@@ -85,9 +85,8 @@ class ScoreTestScorer:
     def fit(self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss):
         """Accumulate ``U`` and ``V`` over ``loader`` at the current (fixed) model.
 
-        Eval mode (no dropout); gradients are taken with :func:`torch.autograd.grad` with
-        respect to the cached ``z`` only and multiplied by the batch size, so they are
-        per-sample gradients when ``loss_fn`` averages over the batch (as the default).
+        Eval mode, no dropout (:func:`~gsnn_edges.inference.magnitudes.probe_batch`:
+        per-sample gradients of the cached ``z`` only, parameters untouched).
 
         Args:
             loader: yields ``(x, y, ...)`` batches, ``x: [B, n_inputs]``, ``y: [B, n_outputs]``.
@@ -110,14 +109,13 @@ class ScoreTestScorer:
         return self
 
     def _accumulate(self, x: Tensor, y: Tensor, loss_fn: LossFn) -> None:
-        x = x.to(self.device).detach().requires_grad_(True)  # keeps z in the graph
         model, n, size = self.model, self.model.n_function, self._group_size
-        with torch.enable_grad():
-            loss = loss_fn(model(x), y.to(self.device))
-            grads = torch.autograd.grad(loss, block_tensors(model, use_pre_norm=True)[1:])
-        acts = block_tensors(model, use_pre_norm=False)[:-1]
-        t = node_sums(torch.stack([a.detach() for a in acts]), model.channel_groups, n, size)
-        s = node_sums(torch.stack(grads) * x.shape[0], model.channel_groups, n, size)
+        # lin_out reads the activation after the nonlinearity: that is what a new edge carries
+        acts, grads = probe_batch(
+            model, x.to(self.device), y.to(self.device), loss_fn, use_pre_norm=False
+        )
+        t = node_sums(torch.stack(acts), model.channel_groups, n, size)
+        s = node_sums(torch.stack(grads), model.channel_groups, n, size)
         t, s = t.double().transpose(1, 2), s.double()  # [P, N, B], [P, B, N]
         self.U.baddbmm_(t, s)
         self.V.baddbmm_(t.square(), s.square())
