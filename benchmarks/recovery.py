@@ -12,6 +12,7 @@ Pairs a scorer cannot score (the baseline's latent targets) rank last.
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -27,8 +28,8 @@ BASELINE = "observed_baseline"
 KEYS = ("auc", "mrr", "filtered_mrr")
 
 
-def one_seed(config: dict | None, family: str, seed: int, epochs: int | None) -> dict:
-    spec = make_spec(config, {}, seed)
+def one_seed(config: dict | None, family: str, seed: int, epochs: int | None, patch: dict) -> dict:
+    spec = make_spec(config, patch, seed)
     if epochs:
         spec.training.epochs = epochs
     t0 = time.perf_counter()
@@ -64,11 +65,17 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="reference")
     ap.add_argument("--family", choices=sorted(FAMILIES), default="benchmark")
     ap.add_argument("--epochs", type=int, default=None, help="override the epoch count")
+    ap.add_argument(
+        "--patch",
+        type=json.loads,
+        default={},
+        help='spec blocks merged into the config, e.g. \'{"regressor": {"dropout": 0}}\'',
+    )
     args = ap.parse_args()
     torch.set_num_threads(2)
     runs = []
     for seed in args.seeds:
-        r = one_seed(CONFIGS[args.config], args.family, seed, args.epochs)
+        r = one_seed(CONFIGS[args.config], args.family, seed, args.epochs, args.patch)
         runs.append(r)
         cells = "  ".join(f"{m} {r[m]['auc']:.3f}" for m in METHODS)
         print(
@@ -94,6 +101,7 @@ def main() -> None:
         {
             "config": args.config,
             "spec": CONFIGS[args.config],
+            "patch": args.patch,
             "seeds": args.seeds,
             "summary": summary,
             "runs": runs,
