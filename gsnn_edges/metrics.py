@@ -107,8 +107,13 @@ def _category_masks(
     exclude_self: bool,
     scored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Build ``(S, positives, scored, non_edge)``; ``scored`` and ``non_edge`` are [N, N]."""
+    """Build ``(S, positives, scored, non_edge)``; ``scored`` and ``non_edge`` are [N, N].
+
+    A NaN score marks a pair the scorer cannot score (e.g. the observed baseline's latent
+    targets): it becomes ``-inf``, ranked below every scored pair (not recovered).
+    """
     S = np.asarray(S, dtype=float)
+    S = np.where(np.isnan(S), -np.inf, S)
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"S must be a square [N, N] matrix, got shape {S.shape}")
     n = S.shape[0]
@@ -129,14 +134,13 @@ def _category_masks(
 def _check_positives(
     pos: np.ndarray, is_pos: np.ndarray, scored: np.ndarray, in_graph: np.ndarray, S: np.ndarray
 ) -> None:
-    """Positives must be unique, scored, absent from the training graph, with finite S."""
+    """Positives must be unique, scored and absent from the training graph."""
     if int(is_pos.sum()) != len(pos):
         _, idx, counts = np.unique(pos, axis=0, return_index=True, return_counts=True)
         raise ValueError(f"positive pair {tuple(pos[idx[counts > 1][0]].tolist())} is repeated")
     checks = (
         (~scored[pos[:, 0], pos[:, 1]], "is excluded (or a self pair) and cannot be scored"),
         (in_graph[pos[:, 0], pos[:, 1]], "is already in the training graph (in_graph)"),
-        (np.isnan(S[pos[:, 0], pos[:, 1]]), "has a NaN score"),
     )
     for bad, why in checks:
         if bad.any():
@@ -227,7 +231,7 @@ def _metrics_from_masks(
     top_k: Sequence[int],
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     raw, filt = _ranks_from_masks(S, pos, scored, non_edge)
-    auc = _auc_against(S[pos[:, 0], pos[:, 1]], S[non_edge & ~np.isnan(S)])
+    auc = _auc_against(S[pos[:, 0], pos[:, 1]], S[non_edge])
     return _summary(auc, raw, filt, top_k), raw, filt
 
 
@@ -243,7 +247,8 @@ def score_matrix_metrics(
     """AUC, MRR and top@k of held-out positives in a dense score matrix.
 
     ``auc`` compares positives with ``non_edge`` pairs only; ``mrr`` / ``top@k`` use the
-    raw ranks of :func:`target_ranks`, ``filtered_*`` the filtered ranks.
+    raw ranks of :func:`target_ranks`, ``filtered_*`` the filtered ranks. NaN scores rank
+    last (a pair the scorer cannot score is not recovered).
 
     Shapes:
         S, in_graph: [N, N]; positives: [P, 2]; exclude: [Q, 2].
@@ -312,8 +317,7 @@ def edge_table_metrics(
     names = np.full(n, "", dtype=object)
     names[si], names[di] = res["src_func"].astype(str), res["dst_func"].astype(str)
     S = np.zeros((n, n))
-    scores = res[score_col].to_numpy(float)
-    S[si, di] = np.where(np.isnan(scores), -np.inf, scores)  # unscored: not recovered
+    S[si, di] = res[score_col].to_numpy(float)
     in_graph = np.zeros((n, n), dtype=bool)
     in_graph[si, di] = res["has_edge"].to_numpy(bool)
     present = np.zeros((n, n), dtype=bool)

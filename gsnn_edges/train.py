@@ -399,7 +399,7 @@ class _EpochLoop:
     def _scorer_metrics(self, scores: PairScores) -> dict:
         """Validation and test-edge metrics of one scorer (unscored pairs rank last)."""
         names, in_graph = self.reg.node_names, self.reg.in_graph.cpu().numpy()
-        S = scores.ranked()
+        S = scores.scores
         out: dict = {"n_scored": scores.n_scored, "validation": None, "test_edges": None}
         for key, pos, other in (
             ("validation", self.val_edges, self.test_edges),

@@ -193,6 +193,20 @@ def test_score_matrix_metrics_rejects_bad_positives():
         score_matrix_metrics(S, in_graph, np.array([[1, 2], [1, 2]]))
 
 
+def test_score_matrix_metrics_rank_nan_scores_last():
+    """NaN marks a pair the scorer cannot score: it ranks below every scored pair, as a
+    positive (not recovered) and as a negative (outranked by every scored positive)."""
+    S = np.array([[0.0, 0.9, 0.1], [0.4, 0.0, np.nan], [np.nan, 0.5, 0.0]])
+    in_graph = np.zeros((3, 3), dtype=bool)
+    pos = np.array([[0, 1], [1, 2]])  # (1, 2) is unscored
+    got = score_matrix_metrics(S, in_graph, pos)
+    expected = score_matrix_metrics(np.nan_to_num(S, nan=-np.inf), in_graph, pos)
+    assert got == expected
+    # negatives 0.1, 0.4, 0.5, NaN: (0, 1) beats all four, (1, 2) ties only the NaN one
+    assert got["auc"] == pytest.approx((4 + 0.5) / 8)
+    assert got["mrr"] == pytest.approx((1 + 1 / 2) / 2)  # (0, 2) outranks (1, 2) in column 2
+
+
 def _table(S, in_graph):
     n = S.shape[0]
     src, dst = np.nonzero(~np.eye(n, dtype=bool))
@@ -233,6 +247,14 @@ def test_edge_table_metrics_missing_rows_are_not_scored():
     res = res[~((res.src_idx == 2) & (res.dst_idx == 1))]
     per, summary = edge_table_metrics(res.rename(columns={"corr": "score"}), [("f0", "f1")])
     assert per["rank"].tolist() == [1.0] and summary["auc"] == 1.0
+
+
+def test_edge_table_metrics_unscored_rows_rank_last():
+    S = np.array([[0.0, 0.9, 0.1], [0.4, 0.0, np.nan], [np.nan, 0.5, 0.0]])
+    in_graph = np.zeros((3, 3), dtype=bool)
+    res = _table(S, in_graph).rename(columns={"corr": "score"})
+    _, summary = edge_table_metrics(res, [("f0", "f1"), ("f1", "f2")])
+    assert summary == score_matrix_metrics(S, in_graph, np.array([[0, 1], [1, 2]]))
 
 
 def test_edge_table_metrics_unknown_names():

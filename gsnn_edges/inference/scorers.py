@@ -41,11 +41,6 @@ class PairScores:
         ok = np.isfinite(self.scores)
         return int(ok.sum() - np.trace(ok))
 
-    def ranked(self) -> np.ndarray:
-        """Scores with unscored pairs ranked last (``-inf``), for recovery metrics: a pair
-        a scorer cannot score is a pair it does not recover."""
-        return np.where(np.isnan(self.scores), -np.inf, self.scores)
-
 
 def chi2_log_sf(stat: np.ndarray, dof: np.ndarray | float) -> np.ndarray:
     """``log P(chi2_dof > stat)``, also where the tail underflows float64 (``p < 1e-308``):

@@ -55,8 +55,6 @@ def test_hybrid_ranks_the_baselines_pairs_first_then_the_score_tests():
     assert np.all(np.diff(huge[~tier & off][np.argsort(q[~tier & off])]) > 0)
 
 
-def test_pair_scores_rank_unscored_pairs_last():
-    s = PairScores(np.array([[nan := np.nan, 0.2], [nan, nan]]), np.full((2, 2), np.nan))
+def test_pair_scores_count_scored_off_diagonal_pairs():
+    s = PairScores(np.array([[np.nan, 0.2], [np.nan, 0.7]]), np.full((2, 2), np.nan))
     assert s.n_scored == 1
-    r = s.ranked()
-    assert r[0, 1] == 0.2 and r[1, 0] == -np.inf
