@@ -263,7 +263,7 @@ class _EpochLoop:
         self.val_edges, self.test_edges = val_edges, test_edges
         self.on_epoch, self.should_stop = on_epoch, should_stop
         self.best_epoch, self.best_model_state = None, None
-        self.last_val = self.best_val = None  # validation metrics, kept to avoid re-scoring
+        self.last_val = None  # the last epoch's validation metrics, kept to avoid re-scoring
         self.aux_seconds = self.train_seconds = 0.0
         t = spec.training
         steps = t.epochs * math.ceil(split.x_train.shape[0] / t.batch_size)
@@ -301,7 +301,7 @@ class _EpochLoop:
             self.aux_seconds += aux_s
             val = self.last_val = self._validate()
             if val is not None and self.reg.maybe_save_best(val["auc"]):
-                self.best_epoch, self.best_val = epoch, val
+                self.best_epoch = epoch
                 self.best_model_state = copy.deepcopy(self.model.state_dict())
             record = {
                 "epoch": epoch,
@@ -325,19 +325,17 @@ class _EpochLoop:
 
     def result(self, history, device) -> TrainResult:
         model, reg = self.model, self.reg
-        last = best = {"validation": self.last_val, "test_edges": self._score_test()}
+        last = {"validation": self.last_val, "test_edges": self._score_test()}
         if self.best_epoch is not None and self.best_epoch < len(history):
             reg.load_best()
             model.load_state_dict(self.best_model_state)
-            # the restored W scores validation exactly as it did when it was saved
-            best = {"validation": self.best_val, "test_edges": self._score_test()}
         best_epoch = self.best_epoch or len(history)
         t0 = time.perf_counter()
         scorers, score_rows = self._pair_scores()
         scorer_seconds = time.perf_counter() - t0
         name = self.spec.regressor.scorer
+        # the restored W scores validation exactly as it did when it was saved
         per_scorer = {k: self._scorer_metrics(v) for k, v in scorers.items()}
-        per_scorer["magnitude"].update(validation=best["validation"], test_edges=best["test_edges"])
         chosen = per_scorer[name]
         metrics = {
             "best_epoch": best_epoch,
@@ -383,8 +381,7 @@ class _EpochLoop:
         x, y = split.x_train, split.y_train
         batches = ((x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs))
         test = ScoreTestScorer(self.model, self.graph).fit(batches)
-        q = test.score_matrix().cpu().numpy()
-        q_p = test.p_values()
+        q, q_p = test.statistic_and_pvalues()
         base = observed_baseline(
             self.graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE
         )
@@ -399,7 +396,6 @@ class _EpochLoop:
     def _scorer_metrics(self, scores: PairScores) -> dict:
         """Validation and test-edge metrics of one scorer (unscored pairs rank last)."""
         names, in_graph = self.reg.node_names, self.reg.in_graph.cpu().numpy()
-        S = scores.scores
         out: dict = {"n_scored": scores.n_scored, "validation": None, "test_edges": None}
         for key, pos, other in (
             ("validation", self.val_edges, self.test_edges),
@@ -407,7 +403,7 @@ class _EpochLoop:
         ):
             if pos:
                 out[key] = edge_metrics.score_matrix_metrics(
-                    S,
+                    scores.scores,
                     in_graph,
                     edge_metrics.pair_indices(pos, names),
                     exclude=edge_metrics.pair_indices(other, names) if other else None,

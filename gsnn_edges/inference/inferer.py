@@ -8,7 +8,7 @@ adjacent block pair, and score ``i -> j`` by their (partial) correlation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -16,12 +16,12 @@ from torch import Tensor, nn
 
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
+    LossFn,
     check_aggregators,
     check_probe_model,
     model_device,
     node_magnitudes,
-    probe_batch,
-    probe_mode,
+    probe_batches,
     uniform_group_size,
 )
 from gsnn_edges.inference.moments import (
@@ -33,7 +33,6 @@ from gsnn_edges.inference.moments import (
 from gsnn_edges.metrics import pair_indices, score_matrix_metrics
 
 SCORES = ("corr", "partial")
-LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class MagnitudeEdgeInferer:
@@ -113,8 +112,8 @@ class MagnitudeEdgeInferer:
         """Stream the magnitude moments over ``loader`` (statistics are reset first).
 
         Each batch runs one forward and one backward pass in eval mode
-        (:func:`~gsnn_edges.inference.magnitudes.probe_batch`: per-sample gradients of the
-        cached ``z`` only, parameters untouched).
+        (:func:`~gsnn_edges.inference.magnitudes.probe_batches`: per-sample gradients of
+        the cached ``z`` only, parameters untouched).
 
         Args:
             loader: yields ``(x, y, ...)`` batches, ``x: [B, n_inputs]``, ``y: [B, n_outputs]``.
@@ -127,20 +126,17 @@ class MagnitudeEdgeInferer:
             ValueError: the loader yields no batch.
         """
         self.moments.reset()
-        with probe_mode(self.model):
-            for batch in loader:
-                X, Y = self._batch_magnitudes(batch[0], batch[1], loss_fn)
-                self.moments.update(X, Y)
+        for acts, grads in probe_batches(
+            self.model, loader, loss_fn, self.device, self.use_pre_norm
+        ):
+            self.moments.update(*self._batch_magnitudes(acts, grads))
         if float(self.moments.n) == 0:
             raise ValueError("loader yielded no batch; nothing to fit")
         return self
 
-    def _batch_magnitudes(self, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[Tensor, Tensor]:
+    def _batch_magnitudes(self, acts: list[Tensor], grads: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Features ``x^{l-1}`` and targets ``y^l`` of one batch, ``[P, B, N]`` each."""
-        model, n, groups = self.model, self.model.n_function, self.model.channel_groups
-        acts, grads = probe_batch(
-            model, x.to(self.device), y.to(self.device), loss_fn, self.use_pre_norm
-        )
+        n, groups = self.model.n_function, self.model.channel_groups
         a, g = torch.stack(acts), torch.stack(grads)  # [P, B, C]
         size = self._group_size
         feats = node_magnitudes(a, groups, n, (self.aggregator,), group_size=size)[0]

@@ -3,13 +3,15 @@ regressor and the post-hoc inferer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 
 from gsnn_edges.spec import AGGREGATORS
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def check_probe_model(model, data) -> None:
@@ -117,31 +119,34 @@ def block_tensors(model, use_pre_norm: bool) -> list[Tensor | None]:
     return [getattr(block, attr) for block in model.ResBlocks]
 
 
-def probe_batch(
-    model: nn.Module, x: Tensor, y: Tensor, loss_fn, use_pre_norm: bool
-) -> tuple[list[Tensor], list[Tensor]]:
-    """One forward/backward pass of a model in :func:`probe_mode`.
+def probe_batches(
+    model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device, use_pre_norm: bool
+) -> Iterator[tuple[list[Tensor], list[Tensor]]]:
+    """One forward/backward pass per ``(x, y, ...)`` batch of ``loader`` in
+    :func:`_probe_mode` (eval mode, cached activations released afterwards).
 
     Gradients are taken with :func:`torch.autograd.grad` with respect to the cached ``z``
     only (the parameters' ``.grad`` stay untouched) and multiplied by the batch size: they
     are per-sample gradients when ``loss_fn`` averages over the batch, so batches of
     different sizes pool consistently.
 
-    Returns:
-        The detached source activations of blocks ``0..L-2`` (pre-norm ``z`` or, with
-        ``use_pre_norm=False``, after the nonlinearity) and ``dL/dz`` of blocks
+    Yields:
+        Per batch, the detached source activations of blocks ``0..L-2`` (pre-norm ``z`` or,
+        with ``use_pre_norm=False``, after the nonlinearity) and ``dL/dz`` of blocks
         ``1..L-1``, ``[B, C]`` each.
     """
-    x = x.detach().requires_grad_(True)  # keeps z in the graph
-    with torch.enable_grad():
-        loss = loss_fn(model(x), y)
-        grads = torch.autograd.grad(loss, block_tensors(model, use_pre_norm=True)[1:])
-    acts = [t.detach() for t in block_tensors(model, use_pre_norm)[:-1]]
-    return acts, [g * x.shape[0] for g in grads]
+    with _probe_mode(model):
+        for batch in loader:
+            x = batch[0].to(device).detach().requires_grad_(True)  # keeps z in the graph
+            with torch.enable_grad():
+                loss = loss_fn(model(x), batch[1].to(device))
+                grads = torch.autograd.grad(loss, block_tensors(model, use_pre_norm=True)[1:])
+            acts = [t.detach() for t in block_tensors(model, use_pre_norm)[:-1]]
+            yield acts, [g * x.shape[0] for g in grads]
 
 
 @contextmanager
-def probe_mode(model: nn.Module) -> Iterator[None]:
+def _probe_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode with cached activations; restores every module's mode and every block's
     ``_store_activations`` flag, and releases the cached activations, also on error."""
     modes = [(m, m.training) for m in model.modules()]

@@ -248,8 +248,8 @@ class MagnitudeEdgeRegressor(nn.Module):
             # residual^T = W^T X^T - Y^T for all P*K terms in one product
             resid = torch.addmm(Yf, self.W.t(), Xf, beta=-1)
             term_sums = resid.square().view(n, t, b).sum((0, 2))  # [T]
-            grad = torch.addmm(self.W, Xf, resid.t(), beta=0.0, alpha=alpha)
-        self.W.grad = grad.add_(self.W, alpha=2.0 * self.ridge)
+            grad = torch.addmm(self.W, Xf, resid.t(), beta=2.0 * self.ridge, alpha=alpha)
+        self.W.grad = grad
         self.optimizer.step()
         self.W.grad = None
         self.gram.addmm_(Xf, Xf.t())
@@ -271,7 +271,8 @@ class MagnitudeEdgeRegressor(nn.Module):
         return keep.to(like.dtype).mul_(65536 / cut)
 
     def _masked_terms(self, X: Tensor, Y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
-        """Loss gradient and per-term residual sums with an independent dropout mask on
+        """Loss gradient (ridge term included) and per-term residual sums with an
+        independent dropout mask on
         ``W`` for every term ``t`` (the reference's semantics: one mask shared by all terms
         multiplies W's gradient noise by about ``sqrt(T)``).
 
@@ -283,7 +284,7 @@ class MagnitudeEdgeRegressor(nn.Module):
         """
         n, t, b = X.shape
         W = self.W.detach()
-        grad = torch.zeros_like(W)
+        grad = W.mul(2.0 * self.ridge)
         term_sums = X.new_empty(t)
         step = max(1, _MASK_CHUNK // (n * n))
         for lo in range(0, t, step):  # a loop over chunks of terms, never nodes

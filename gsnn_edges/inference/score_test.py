@@ -30,7 +30,7 @@ still changing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,16 +40,14 @@ from torch import Tensor, nn
 
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
+    LossFn,
     check_probe_model,
     model_device,
     node_sums,
-    probe_batch,
-    probe_mode,
+    probe_batches,
     uniform_group_size,
 )
 from gsnn_edges.metrics import pair_indices, score_matrix_metrics
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
 
 __all__ = ["ScoreTestScorer"]
 
@@ -85,7 +83,7 @@ class ScoreTestScorer:
     def fit(self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss):
         """Accumulate ``U`` and ``V`` over ``loader`` at the current (fixed) model.
 
-        Eval mode, no dropout (:func:`~gsnn_edges.inference.magnitudes.probe_batch`:
+        Eval mode, no dropout (:func:`~gsnn_edges.inference.magnitudes.probe_batches`:
         per-sample gradients of the cached ``z`` only, parameters untouched).
 
         Args:
@@ -101,25 +99,20 @@ class ScoreTestScorer:
         self.U.zero_()
         self.V.zero_()
         self.n_rows = 0
-        with probe_mode(self.model):
-            for batch in loader:
-                self._accumulate(batch[0], batch[1], loss_fn)
+        # lin_out reads the activation after the nonlinearity: what a new edge would carry
+        for acts, grads in probe_batches(self.model, loader, loss_fn, self.device, False):
+            self._accumulate(acts, grads)
         if self.n_rows == 0:
             raise ValueError("loader yielded no rows; nothing to fit")
         return self
 
-    def _accumulate(self, x: Tensor, y: Tensor, loss_fn: LossFn) -> None:
-        model, n, size = self.model, self.model.n_function, self._group_size
-        # lin_out reads the activation after the nonlinearity: that is what a new edge carries
-        acts, grads = probe_batch(
-            model, x.to(self.device), y.to(self.device), loss_fn, use_pre_norm=False
-        )
-        t = node_sums(torch.stack(acts), model.channel_groups, n, size)
-        s = node_sums(torch.stack(grads), model.channel_groups, n, size)
-        t, s = t.double().transpose(1, 2), s.double()  # [P, N, B], [P, B, N]
+    def _accumulate(self, acts: list[Tensor], grads: list[Tensor]) -> None:
+        groups, n, size = self.model.channel_groups, self.model.n_function, self._group_size
+        t = node_sums(torch.stack(acts), groups, n, size).double().transpose(1, 2)  # [P, N, B]
+        s = node_sums(torch.stack(grads), groups, n, size).double()  # [P, B, N]
         self.U.baddbmm_(t, s)
         self.V.baddbmm_(t.square(), s.square())
-        self.n_rows += x.shape[0]
+        self.n_rows += s.shape[1]
 
     # ------------------------------------------------------------------ scoring
     def score_matrix(self) -> Tensor:
@@ -134,15 +127,19 @@ class ScoreTestScorer:
         ratio = self.U.square() / torch.where(ok, self.V, torch.ones_like(self.V))
         return torch.where(ok, ratio, torch.zeros_like(ratio)).sum(0)
 
+    def statistic_and_pvalues(self) -> tuple[np.ndarray, np.ndarray]:
+        """``Q`` and its asymptotic p-values ``P(chi2_P > Q)``, numpy ``[N, N]`` each."""
+        q = self.score_matrix().cpu().numpy()
+        return q, chi2.sf(q, self.n_pairs)
+
     def p_values(self) -> np.ndarray:
         """Asymptotic p-values ``P(chi2_P > Q)`` ``[N, N]``."""
-        return chi2.sf(self.score_matrix().cpu().numpy(), self.n_pairs)
+        return self.statistic_and_pvalues()[1]
 
     def evaluate(self, *, exclude_self: bool = True) -> pd.DataFrame:
         """All scored pairs, score (``Q``) descending, in the regressor's columns."""
-        scores = self.score_matrix().cpu().numpy()
-        p = chi2.sf(scores, self.n_pairs)
-        return edge_table(scores, self.names, self.in_graph, p, exclude_self=exclude_self)
+        q, p = self.statistic_and_pvalues()
+        return edge_table(q, self.names, self.in_graph, p, exclude_self=exclude_self)
 
     def evaluate_against(
         self,
