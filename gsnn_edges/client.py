@@ -31,6 +31,27 @@ import pandas as pd
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _PAGE_MAX = 1000  # the API's largest page
+# Columns of GET /v1/jobs/{id}/edges, in the API's order.
+EDGE_COLUMNS = (
+    "src",
+    "dst",
+    "score",
+    "p_value",
+    "q_value",
+    "has_edge",
+    "confirmed",
+    "effect",
+    "confirm_p_value",
+    "confirm_q_value",
+)
+_FLOAT_EDGE_COLUMNS = (
+    "score",
+    "p_value",
+    "q_value",
+    "effect",
+    "confirm_p_value",
+    "confirm_q_value",
+)
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 Edge = Sequence[str]
@@ -304,6 +325,7 @@ class Client:
         dst: str | None = None,
         min_score: float | None = None,
         max_q_value: float | None = None,
+        max_confirm_q_value: float | None = None,
         candidates_only: bool = True,
         limit: int | None = None,
         format: str = "json",
@@ -312,17 +334,24 @@ class Client:
         """Scored function -> function pairs, score descending, as a DataFrame.
 
         Args:
-            src, dst, min_score, max_q_value, candidates_only: the API's filters.
+            src, dst, min_score, max_q_value, max_confirm_q_value, candidates_only: the
+                API's filters.
             limit: at most this many rows (``None``: all of them).
             format: ``json`` pages through ``limit``/``offset``; ``csv`` fetches all
                 rows in one streamed response.
             page_size: rows per JSON page (1..1000).
 
         Returns:
-            DataFrame with columns ``src, dst, score, p_value, q_value, has_edge``.
+            DataFrame with the columns of :data:`EDGE_COLUMNS`.
         """
         filters: dict[str, Any] = {"candidates_only": candidates_only}
-        optional = {"src": src, "dst": dst, "min_score": min_score, "max_q_value": max_q_value}
+        optional = {
+            "src": src,
+            "dst": dst,
+            "min_score": min_score,
+            "max_q_value": max_q_value,
+            "max_confirm_q_value": max_confirm_q_value,
+        }
         filters.update((k, v) for k, v in optional.items() if v is not None)
         path = f"/v1/jobs/{job_id}/edges"
         if format == "csv":
@@ -341,8 +370,9 @@ class Client:
             rows += page["items"]
             if not page["items"] or len(rows) >= page["total"]:
                 break
-        columns = ["src", "dst", "score", "p_value", "q_value", "has_edge"]
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
+        # JSON nulls (unscored, unconfirmed) become NaN, as the CSV path reads them
+        return frame.astype({c: float for c in _FLOAT_EDGE_COLUMNS})
 
     def weights(self, job_id: str) -> tuple[list[str], np.ndarray]:
         """``(nodes, W)`` with ``W[i, j]`` for ``nodes[i] -> nodes[j]``.

@@ -77,6 +77,7 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
     order = np.argsort(vals)  # ties get equal q-values whatever their order
     q_sorted = vals[order] * m / np.arange(1, m + 1)
     q_sorted = np.minimum.accumulate(q_sorted[::-1])[::-1]
+    q_sorted = np.maximum(q_sorted, vals[order])  # q >= p exactly (p * m / m can round down)
     q = np.full(flat.shape, np.nan)
     q_ok = np.empty(m)
     q_ok[order] = np.clip(q_sorted, 0.0, 1.0)

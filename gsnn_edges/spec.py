@@ -16,6 +16,9 @@ SCORE_MODES = ("abs", "relu", "signed")
 LR_SCHEDULES = ("cosine", "constant")
 SCORERS = ("hybrid", "score_test", "observed_baseline", "magnitude")
 DEVICES = ("auto", "cpu", "cuda")
+# The confirmation's joint fit holds an [M P, M P] curvature and runs M + 1 models over
+# the held-out rows: this bounds M.
+CONFIRM_MAX_TOP = 500
 
 
 @dataclass
@@ -92,11 +95,27 @@ class ValidationSpec:
 
 
 @dataclass
+class ConfirmSpec:
+    """Confirmation of the edge table's top candidates by refitting
+    (:mod:`gsnn_edges.inference.confirm`).
+
+    ``top`` candidate pairs (not in the graph, by the edge table's score) are added to the
+    trained GSNN, fitted on the training rows and tested on the held-out test rows
+    (``training.test_fraction``); 0 disables. Off by default: its p-values test *does
+    this edge improve held-out prediction*, and on simulated graphs that is not yet an
+    error rate on true edges (``benchmarks/README.md``, "Confirmation").
+    """
+
+    top: int = 0
+
+
+@dataclass
 class TrainSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     regressor: RegressorSpec = field(default_factory=RegressorSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     validation: ValidationSpec = field(default_factory=ValidationSpec)
+    confirm: ConfirmSpec = field(default_factory=ConfirmSpec)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,4 +138,5 @@ class TrainSpec:
                 edges=[tuple(e) for e in edges] if edges is not None else None,
                 holdout_fraction=val.get("holdout_fraction"),
             ),
+            confirm=ConfirmSpec(**(d.get("confirm") or {})),
         )

@@ -20,6 +20,7 @@ import torch
 
 from gsnn_edges import metrics as edge_metrics
 from gsnn_edges.graph import GSNNGraph, as_graph
+from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
@@ -28,7 +29,12 @@ from gsnn_edges.inference.scorers import BASELINE_DEGREE, PairScores, hybrid_sco
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.simulate import split_edges
 from gsnn_edges.spec import LR_SCHEDULES, TrainSpec
-from gsnn_edges.train_validation import SpecValidationError, frame_arrays, validate_spec
+from gsnn_edges.train_validation import (
+    SpecValidationError,
+    check_confirm_rows,
+    frame_arrays,
+    validate_spec,
+)
 
 __all__ = [
     "SpecValidationError",
@@ -242,6 +248,7 @@ def train_joint(
     train_graph, val_edges = _resolve_validation(graph, spec)
     test_edges = [tuple(e) for e in (test_edges or [])]
     split = _split_data(X, Y, t.test_fraction, t.seed, device)
+    check_confirm_rows(spec, split.x_test.shape[0])
     model, reg = _build(train_graph, spec, device)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
@@ -356,12 +363,12 @@ class _EpochLoop:
             "last_epoch": last,
         }
         table = scorers[name]
+        edges = edge_table(table.scores, reg.node_names, reg.in_graph.cpu().numpy(), table.p_values)
+        confirmation, metrics["confirm"] = self._confirm(edges)
         return TrainResult(
             node_names=list(reg.node_names),
             weights=reg.W.detach().cpu().numpy().copy(),
-            edges=edge_table(
-                table.scores, reg.node_names, reg.in_graph.cpu().numpy(), table.p_values
-            ),
+            edges=with_confirmation(edges, confirmation),
             metrics=metrics,
             history=history,
             best_epoch=best_epoch,
@@ -373,14 +380,42 @@ class _EpochLoop:
             regressor=reg,
         )
 
+    def _training_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        bs, x, y = self.spec.training.batch_size, self.split.x_train, self.split.y_train
+        return [(x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs)]
+
+    def _confirm(self, edges: pd.DataFrame) -> tuple[EdgeConfirmation | None, dict | None]:
+        """Confirm the table's top ``confirm.top`` scored candidates at the restored
+        checkpoint (training rows fit, test rows judge); ``(None, None)`` when off."""
+        top = self.spec.confirm.top
+        if top == 0:
+            return None, None
+        t0 = time.perf_counter()
+        scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
+        pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()[:top]
+        c = confirm_edges(
+            self.model,
+            self.graph,
+            pairs,
+            self._training_batches(),
+            self.split.x_test,
+            self.split.y_test,
+        )
+        return c, {
+            "top": top,
+            "n_confirmed": int(c.src.size),
+            "discoveries_q_0_1": int((c.q_values < 0.1).sum()),
+            "train_rows": c.n_train_rows,
+            "heldout_rows": c.n_heldout_rows,
+            "seconds": time.perf_counter() - t0,
+        }
+
     def _pair_scores(self) -> tuple[dict[str, PairScores], int]:
         """Every scorer's ``[N, N]`` scores and p-values at the restored checkpoint, and the
         number of training rows the score test used (one eval-mode pass, fixed model)."""
         reg, split = self.reg, self.split
-        bs = self.spec.training.batch_size
         x, y = split.x_train, split.y_train
-        batches = ((x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs))
-        test = ScoreTestScorer(self.model, self.graph).fit(batches)
+        test = ScoreTestScorer(self.model, self.graph).fit(self._training_batches())
         q, q_p = test.statistic_and_pvalues()
         base = observed_baseline(
             self.graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE

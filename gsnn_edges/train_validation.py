@@ -8,6 +8,7 @@ import pandas as pd
 from gsnn_edges.graph import GSNNGraph
 from gsnn_edges.spec import (
     AGGREGATORS,
+    CONFIRM_MAX_TOP,
     DEVICES,
     LR_SCHEDULES,
     NORMS,
@@ -79,6 +80,17 @@ def _check_ranges(spec: TrainSpec) -> None:
         ("training", "device"),
         f"must be one of {list(DEVICES)}, got {t.device!r}",
     )
+    top = spec.confirm.top
+    _check(
+        0 <= top <= CONFIRM_MAX_TOP,
+        ("confirm", "top"),
+        f"must be in [0, {CONFIRM_MAX_TOP}], got {top}",
+    )
+    _check(
+        top == 0 or t.test_fraction > 0,
+        ("confirm", "top"),
+        "confirmation tests on held-out rows: set training.test_fraction > 0",
+    )
 
 
 def _check_validation(graph: GSNNGraph, spec: TrainSpec) -> None:
@@ -125,6 +137,16 @@ def validate_spec(graph: GSNNGraph, spec: TrainSpec) -> None:
     """Raise :class:`SpecValidationError` naming the first invalid field of ``spec``."""
     _check_ranges(spec)
     _check_validation(graph, spec)
+
+
+def check_confirm_rows(spec: TrainSpec, n_test_rows: int) -> None:
+    """Confirmation needs at least 3 held-out rows (a paired t-test)."""
+    _check(
+        spec.confirm.top == 0 or n_test_rows >= 3,
+        ("confirm", "top"),
+        f"confirmation needs >= 3 held-out test rows, training.test_fraction leaves "
+        f"{n_test_rows}: raise it or upload more rows",
+    )
 
 
 def frame_arrays(graph: GSNNGraph, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

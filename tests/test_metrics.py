@@ -106,6 +106,13 @@ def test_bh_qvalues_matches_brute_force_and_keeps_shape():
     assert np.all(q >= p) and np.all(q <= 1)
 
 
+def test_bh_qvalues_never_below_p_after_rounding():
+    p = np.array([0.11630562817018843, 0.9544139311118778, 0.49622070074149205])
+    assert 0.9544139311118778 * 3 / 3 < 0.9544139311118778  # the round-off this guards
+    q = bh_qvalues(p)
+    assert np.all(q >= p) and q[1] == p[1]
+
+
 def test_bh_qvalues_clips_nan_and_rejects_out_of_range():
     q = bh_qvalues(np.array([0.9, np.nan, 0.95]))
     assert np.isnan(q[1]) and np.all(q[[0, 2]] == 0.95)

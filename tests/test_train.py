@@ -4,7 +4,7 @@ import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_benchmark
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
-from gsnn_edges.metrics import edge_table_metrics
+from gsnn_edges.metrics import bh_qvalues, edge_table_metrics
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from gsnn_edges.spec import TrainSpec
@@ -100,6 +100,23 @@ def test_train_joint_edge_table_is_the_chosen_scorers(bench6, scorer):
         np.testing.assert_allclose(res.edges["score"], W, rtol=1e-6)
 
 
+def test_train_joint_confirms_the_tables_top_candidates(bench6):
+    bench, data = bench6
+    spec = _small_spec(epochs=2)
+    spec.confirm.top = 7
+    res = train_joint(bench.partial, data, spec)
+    edges = res.edges
+    cand = edges.loc[~edges.has_edge]
+    assert cand.confirmed.iloc[:7].all() and not cand.confirmed.iloc[7:].any()
+    assert int(edges.confirmed.sum()) == 7
+    conf = cand.iloc[:7]
+    np.testing.assert_allclose(conf.confirm_q_value, bh_qvalues(conf.confirm_p_value.to_numpy()))
+    assert cand.iloc[7:][["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
+    m = res.metrics["confirm"]
+    assert m["n_confirmed"] == 7 and m["heldout_rows"] == 120 and m["train_rows"] == 480
+    assert train_joint(bench.partial, data, _small_spec(epochs=1)).metrics["confirm"] is None
+
+
 def test_train_joint_holdout_fraction_hides_graph_edges(bench6):
     bench, data = bench6
     spec = _small_spec(epochs=2)
@@ -170,6 +187,9 @@ def test_train_joint_anneals_the_regressor_lr_over_the_whole_run(bench6, schedul
             {"validation": {"edges": [["f1", "f7"]], "holdout_fraction": 0.2}},
             "not both",
         ),
+        ({"confirm": {"top": 10_000}}, r"confirm.top: must be in \[0, 500\]"),
+        ({"confirm": {"top": 5}, "training": {"test_fraction": 0}}, "test_fraction > 0"),
+        ({"confirm": {"top": 5}, "training": {"test_fraction": 0.001}}, ">= 3 held-out"),
     ],
 )
 def test_train_joint_rejects_invalid_specs(bench6, patch, match):

@@ -36,6 +36,9 @@ def get_edges(
     dst: Annotated[str | None, Query(description="Only pairs into this node.")] = None,
     min_score: Annotated[float | None, Query(description="Only score >= this.")] = None,
     max_q_value: Annotated[float | None, Query(description="Only q_value <= this.")] = None,
+    max_confirm_q_value: Annotated[
+        float | None, Query(description="Only confirmed pairs with confirm_q_value <= this.")
+    ] = None,
     candidates_only: Annotated[
         bool, Query(description="Drop pairs that are already edges of the graph.")
     ] = True,
@@ -44,7 +47,7 @@ def get_edges(
     ] = "json",
 ) -> Response:
     """Pairs sorted by score descending."""
-    query = svc.EdgeQuery(src, dst, min_score, max_q_value, candidates_only)
+    query = svc.EdgeQuery(src, dst, min_score, max_q_value, max_confirm_q_value, candidates_only)
     frame = svc.query_edges(ctx, tenant, job_id, query)
     if format == "csv":
         headers = {"Content-Disposition": f'attachment; filename="{job_id}-edges.csv"'}

@@ -12,11 +12,13 @@ from gsnn_edges.service.jsonsafe import to_jsonable
 from gsnn_edges.service.models import JOB_STATUSES
 from gsnn_edges.spec import (
     AGGREGATORS,
+    CONFIRM_MAX_TOP,
     DEVICES,
     LR_SCHEDULES,
     NORMS,
     SCORE_MODES,
     SCORERS,
+    ConfirmSpec,
     ModelSpec,
     RegressorSpec,
     TrainingSpec,
@@ -104,6 +106,21 @@ class ValidationBlock(BaseModel):
         return self
 
 
+class ConfirmBlock(BaseModel):
+    """Confirmation of the top candidates by refitting (opt-in)."""
+
+    model_config = _STRICT
+    top: int = Field(
+        ConfirmSpec().top,
+        ge=0,
+        le=CONFIRM_MAX_TOP,
+        description="Candidates (by score, not in the graph) added to the trained GSNN, "
+        "fitted on the training rows and tested on the held-out test rows; their "
+        "confirm_p_value / confirm_q_value / effect columns answer 'does this edge improve "
+        "held-out prediction'. 0 (default) disables; needs training.test_fraction > 0.",
+    )
+
+
 class JobSpecBody(BaseModel):
     """Hyperparameters of a job; every block is optional with the defaults shown."""
 
@@ -115,6 +132,9 @@ class JobSpecBody(BaseModel):
     training: TrainingBlock = Field(default_factory=TrainingBlock, description="Training loop.")
     validation: ValidationBlock | None = Field(
         None, description="Checkpoint selection; null keeps the last epoch."
+    )
+    confirm: ConfirmBlock = Field(
+        default_factory=ConfirmBlock, description="Confirmation of the top candidates."
     )
 
     def to_spec_dict(self) -> dict[str, Any]:

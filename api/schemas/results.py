@@ -17,12 +17,30 @@ class EdgeItem(BaseModel):
         "scorer cannot score the pair, e.g. latent targets under 'observed_baseline')."
     )
     p_value: float | None = Field(
-        description="One-sided p-value of the scorer's test (null when not computed)."
+        description="One-sided p-value of the scorer's screening test (null when not "
+        "computed). Not an error rate on true edges: on simulated graphs most pairs with "
+        "q < 0.1 are non-edges (README, 'Which scores to trust')."
     )
     q_value: float | None = Field(
-        description="Benjamini-Hochberg q-value over all reported pairs (null when not computed)."
+        description="Benjamini-Hochberg q-value of p_value over all reported pairs."
     )
     has_edge: bool = Field(description="Whether the pair is already an edge of the graph.")
+    confirmed: bool = Field(
+        False, description="Whether the job's confirmation (spec confirm.top) tested the pair."
+    )
+    effect: float | None = Field(
+        None,
+        description="Confirmed pairs: mean held-out loss decrease the edge brings given the "
+        "other confirmed candidates (standardised units); null otherwise.",
+    )
+    confirm_p_value: float | None = Field(
+        None,
+        description="Confirmed pairs: one-sided paired t-test p-value of effect > 0 on "
+        "held-out rows; null otherwise (never a made-up 1.0).",
+    )
+    confirm_q_value: float | None = Field(
+        None, description="Benjamini-Hochberg q-value of confirm_p_value over confirmed pairs."
+    )
 
 
 class EdgePage(Page):
@@ -56,6 +74,11 @@ class MetricsOut(BaseModel):
     score_test: dict[str, Any] | None = Field(
         None,
         description="Rows and checkpoint epoch of the one fixed-model pass the score test used.",
+    )
+    confirm: dict[str, Any] | None = Field(
+        None,
+        description="The confirmation stage (null when confirm.top is 0): top, n_confirmed, "
+        "discoveries_q_0_1, train_rows, heldout_rows, seconds.",
     )
     history: list[dict[str, Any]] = Field(
         default_factory=list,

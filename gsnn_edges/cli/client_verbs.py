@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     edges.add_argument("--min-score", type=float, help="Only pairs with score >= this.")
     edges.add_argument("--max-q-value", type=float, help="Only pairs with q_value <= this.")
     edges.add_argument(
+        "--max-confirm-q-value",
+        type=float,
+        help="Only confirmed pairs with confirm_q_value <= this (jobs with confirm.top > 0).",
+    )
+    edges.add_argument(
         "--all-pairs", action="store_true", help="Keep pairs that are already graph edges."
     )
     edges.set_defaults(func=_guarded(_edges))
@@ -193,6 +198,7 @@ def _edges(args: argparse.Namespace) -> int:
             args.job_id,
             min_score=args.min_score,
             max_q_value=args.max_q_value,
+            max_confirm_q_value=args.max_confirm_q_value,
             candidates_only=not args.all_pairs,
             limit=limit,
             format="csv" if args.csv and limit is None else "json",

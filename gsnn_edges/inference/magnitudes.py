@@ -123,7 +123,7 @@ def probe_batches(
     model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device, use_pre_norm: bool
 ) -> Iterator[tuple[list[Tensor], list[Tensor]]]:
     """One forward/backward pass per ``(x, y, ...)`` batch of ``loader`` in
-    :func:`_probe_mode` (eval mode, cached activations released afterwards).
+    :func:`probe_mode` (eval mode, cached activations released afterwards).
 
     Gradients are taken with :func:`torch.autograd.grad` with respect to the cached ``z``
     only (the parameters' ``.grad`` stay untouched) and multiplied by the batch size: they
@@ -135,7 +135,7 @@ def probe_batches(
         with ``use_pre_norm=False``, after the nonlinearity) and ``dL/dz`` of blocks
         ``1..L-1``, ``[B, C]`` each.
     """
-    with _probe_mode(model):
+    with probe_mode(model):
         for batch in loader:
             x = batch[0].to(device).detach().requires_grad_(True)  # keeps z in the graph
             with torch.enable_grad():
@@ -146,7 +146,7 @@ def probe_batches(
 
 
 @contextmanager
-def _probe_mode(model: nn.Module) -> Iterator[None]:
+def probe_mode(model: nn.Module) -> Iterator[None]:
     """Eval mode with cached activations; restores every module's mode and every block's
     ``_store_activations`` flag, and releases the cached activations, also on error."""
     modes = [(m, m.training) for m in model.modules()]

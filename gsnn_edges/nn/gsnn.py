@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -178,12 +178,21 @@ class GSNN(nn.Module):
         state = x.new_zeros(self.n_edges, x.shape[0])
         return state.index_copy(0, self.input_edges, x.t().index_select(0, self.input_edge_source))
 
-    def forward(self, x: Tensor, edge_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_mask: Tensor | None = None,
+        pre_norm_shift: Callable[[int], Tensor | None] | None = None,
+    ) -> Tensor:
         """Predict outputs from inputs.
 
         Args:
             x: ``[B, n_inputs]``.
             edge_mask: optional ``[E]`` or ``[B, E]`` multiplier applied after each block.
+            pre_norm_shift: optional ``shift(l)`` called before block ``l`` runs, returning
+                ``None`` or a ``[B, C]`` term added to that block's pre-norm activation
+                (how :mod:`gsnn_edges.inference.confirm` adds a candidate edge without
+                rebuilding the model; it reads earlier blocks' cached activations).
 
         Returns:
             ``[B, n_outputs]``.
@@ -194,11 +203,12 @@ class GSNN(nn.Module):
         mask = None
         if edge_mask is not None:
             mask = edge_mask[:, None] if edge_mask.dim() == 1 else edge_mask.t()
-        for block in self.ResBlocks:
+        for layer, block in enumerate(self.ResBlocks):
+            shift = pre_norm_shift(layer) if pre_norm_shift is not None else None
             if self.checkpoint and self.training:
-                state = torch_checkpoint(block, state, mask, use_reentrant=False)
+                state = torch_checkpoint(block, state, mask, shift, use_reentrant=False)
             else:
-                state = block(state, mask)
+                state = block(state, mask, shift)
         if self.residual:
             state = state / math.sqrt(self.layers)
         return self.readout(state).t()

@@ -30,11 +30,13 @@ class NodeMLP(nn.Module):
 class ResBlock(nn.Module):
     """A GSNN residual block (SPEC section 2).
 
-    ``z = lin_in(x)`` is the pre-norm activation; ``h = mlp(dropout(nonlin(norm(z))))``;
-    the new edge state is ``lin_out(h) + relu(residual_weight) * x``, optionally
-    multiplied by an edge mask. With ``_store_activations`` set, ``z`` and ``h`` are kept
-    as ``_last_pre_norm_activation`` / ``_last_activation`` (``[B, C]`` views sharing
-    storage with the feature-major tensors, so gradients retained on them are exact).
+    ``z = lin_in(x)`` (plus ``z_shift`` when given) is the pre-norm activation;
+    ``h = mlp(dropout(nonlin(norm(z))))``; the new edge state is
+    ``lin_out(h) + relu(residual_weight) * x``, optionally multiplied by an edge mask.
+    With ``_store_activations`` set, ``z`` and ``h`` are kept as
+    ``_last_pre_norm_activation`` / ``_last_activation`` (``[B, C]`` views sharing storage
+    with the feature-major tensors, so gradients retained on them are exact; with a
+    ``z_shift``, ``z`` is the shifted copy).
 
     Shapes:
         x: ``[E, B]`` (feature-major edge state) -> ``[E, B]``.
@@ -70,8 +72,12 @@ class ResBlock(nn.Module):
         self._last_pre_norm_activation = None
         self._last_activation = None
 
-    def forward(self, x: Tensor, edge_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_mask: Tensor | None = None, z_shift: Tensor | None = None
+    ) -> Tensor:
         z = self.lin_in(x).t()  # [B, C] view of the [C, B] product
+        if z_shift is not None:  # an added input to the pre-norm activation, [B, C]
+            z = z + z_shift
         h = self.dropout(self.nonlin(self.norm(z.t())))
         if self.node_mlp is not None:
             h = self.node_mlp(h)

@@ -12,7 +12,25 @@ from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
 from gsnn_edges.service.jobs import get_job
 
-EDGE_COLUMNS = ["src", "dst", "score", "p_value", "q_value", "has_edge"]
+EDGE_COLUMNS = [
+    "src",
+    "dst",
+    "score",
+    "p_value",
+    "q_value",
+    "has_edge",
+    "confirmed",
+    "effect",
+    "confirm_p_value",
+    "confirm_q_value",
+]
+# what a table stored before confirmation existed holds in its columns
+_UNCONFIRMED = {
+    "confirmed": False,
+    "effect": np.nan,
+    "confirm_p_value": np.nan,
+    "confirm_q_value": np.nan,
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,7 @@ class EdgeQuery:
     dst: str | None = None
     min_score: float | None = None
     max_q_value: float | None = None
+    max_confirm_q_value: float | None = None
     candidates_only: bool = True
 
 
@@ -49,6 +68,7 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
     require_succeeded(ctx, tenant, job_id)
     frame = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
+    frame = frame.assign(**{k: v for k, v in _UNCONFIRMED.items() if k not in frame.columns})
     keep = np.ones(len(frame), dtype=bool)
     if q.src is not None:
         keep &= (frame["src"] == q.src).to_numpy()
@@ -58,6 +78,8 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
         keep &= (frame["score"] >= q.min_score).to_numpy()
     if q.max_q_value is not None:
         keep &= (frame["q_value"] <= q.max_q_value).to_numpy()
+    if q.max_confirm_q_value is not None:
+        keep &= (frame["confirm_q_value"] <= q.max_confirm_q_value).to_numpy()
     if q.candidates_only:
         keep &= ~frame["has_edge"].to_numpy(bool)
     return frame.loc[keep, EDGE_COLUMNS]

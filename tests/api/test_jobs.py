@@ -39,6 +39,8 @@ CASES = [
     ({"validation": {"edges": [["f0", "zzz"]]}}, "zzz"),
     ({"validation": {"edges": [["f0", "f7"]], "holdout_fraction": 0.1}}, "exactly one"),
     ({"extra_field": 1}, "extra_field"),
+    ({"confirm": {"top": -1}}, "confirm.top"),
+    ({"confirm": {"top": 5}, "training": {"test_fraction": 0}}, "test_fraction > 0"),
 ]
 
 

@@ -32,7 +32,10 @@ def test_results_edges_filters_and_csv(client, done, bench):
     csv = client.get(f"/v1/jobs/{done}/edges", params={"format": "csv"})
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
-    assert lines[0] == "src,dst,score,p_value,q_value,has_edge"
+    assert lines[0] == (
+        "src,dst,score,p_value,q_value,has_edge,confirmed,effect,confirm_p_value,confirm_q_value"
+    )
+    assert not any(i["confirmed"] or i["confirm_q_value"] is not None for i in page["items"])
     assert len(lines) - 1 == page["total"]
     all_scores = [float(line.split(",")[2]) for line in lines[1:]]
     assert all_scores == sorted(all_scores, reverse=True)
@@ -52,6 +55,29 @@ def test_results_edges_served_floats_round_trip(client, done):
     assert (mid["src"], mid["dst"]) in {(i["src"], i["dst"]) for i in got["items"]}
     by_score = client.get(url, params={"min_score": mid["score"], "limit": 1000}).json()
     assert (mid["src"], mid["dst"]) in {(i["src"], i["dst"]) for i in by_score["items"]}
+
+
+def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_id):
+    """A job with confirm.top: exactly the top candidates carry the confirmation's
+    columns, max_confirm_q_value filters on them, and the metrics report the stage."""
+    body = job_body(graph_id, dataset_id, confirm={"top": 6})
+    job = client.post("/v1/jobs", json=body).json()
+    assert job["spec"]["confirm"] == {"top": 6}
+    assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
+    url = f"/v1/jobs/{job['id']}/edges"
+    items = client.get(url, params={"limit": 1000}).json()["items"]
+    assert [i["confirmed"] for i in items[:6]] == [True] * 6 and not any(
+        i["confirmed"] for i in items[6:]
+    )
+    assert all(0 <= i["confirm_p_value"] <= i["confirm_q_value"] <= 1 for i in items[:6])
+    assert all(i["effect"] is None and i["confirm_p_value"] is None for i in items[6:])
+    cut = sorted(i["confirm_q_value"] for i in items[:6])[2]
+    got = client.get(url, params={"max_confirm_q_value": cut}).json()["items"]
+    assert {(i["src"], i["dst"]) for i in got} == {
+        (i["src"], i["dst"]) for i in items[:6] if i["confirm_q_value"] <= cut
+    }
+    metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
+    assert metrics["confirm"]["n_confirmed"] == 6 and metrics["confirm"]["heldout_rows"] > 0
 
 
 def test_results_weights_metrics_evaluate(client, done, bench):

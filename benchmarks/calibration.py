@@ -1,0 +1,198 @@
+"""Calibration of the edge table's q-values: power and false discoveries among missing
+edges, and false discoveries under a null (the complete true graph), several seeds.
+
+For each family and seed, two runs with the library defaults plus ``confirm.top``:
+
+- **missing edges**: the model trains on the graph without its held-out edges (validation
+  half selects the checkpoint, as in ``recovery.py``); every held-out edge is a true
+  discovery. Reports power (share of held-out edges with q < 0.1) and the false discovery
+  proportion (FDP) among pairs with q < 0.1;
+- **null**: the model trains on the complete true graph (nothing missing, no validation
+  edges): every candidate is a non-edge. Reports discoveries at q < 0.1 and the KS
+  statistic of the confirmed p-values against the uniform.
+
+Both for the screening q-values (``q_value``, the table's scorer) and the confirmation's
+(``confirm_q_value``, ``gsnn_edges.inference.confirm``).
+
+    python benchmarks/calibration.py --families benchmark --seeds 0 1 2 --top 50
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from gsnn_edges.experiment import run_experiment
+from gsnn_edges.inference.confirm import confirm_edges
+from gsnn_edges.inference.edge_table import function_edge_mask
+from gsnn_edges.inference.score_test import ScoreTestScorer
+from gsnn_edges.simulate import simulate_frame
+from gsnn_edges.train import scale, train_joint
+from gsnn_edges.train_validation import frame_arrays
+
+from common import FAMILIES, base_parser, make_spec, write_json
+
+ALPHA = 0.1
+Q_COLUMNS = {"screen": "q_value", "confirm": "confirm_q_value"}
+
+
+def discoveries(edges: pd.DataFrame, truth: set[tuple[str, str]]) -> dict:
+    """Per q column: discoveries at q < ALPHA among candidates, and how many are true."""
+    cand = edges.loc[~edges.has_edge.to_numpy(bool)]
+    pairs = list(zip(cand.src_func.astype(str), cand.dst_func.astype(str), strict=True))
+    is_true = np.array([p in truth for p in pairs], dtype=bool)
+    out = {}
+    for name, col in Q_COLUMNS.items():
+        hit = (cand[col].to_numpy(float) < ALPHA) & ~np.isnan(cand[col].to_numpy(float))
+        n, tp = int(hit.sum()), int((hit & is_true).sum())
+        out[name] = {
+            "discoveries": n,
+            "true": tp,
+            "false": n - tp,
+            "power": tp / len(truth) if truth else None,
+            "fdp": (n - tp) / n if n else 0.0,
+        }
+    p = cand.loc[cand.confirmed.to_numpy(bool), "confirm_p_value"].to_numpy(float)
+    out["confirm_ks"] = float(stats.kstest(p, "uniform").statistic) if p.size else None
+    return out
+
+
+def model_null(result, data: pd.DataFrame, graph, top: int, seed: int) -> dict:
+    """The confirmation's own null: outputs drawn from the trained (complete-graph) GSNN
+    itself plus Gaussian noise of its training loss, so the model is exactly right and no
+    added edge can improve prediction. Candidates are the score test's top ``top`` on the
+    training rows, as the service would screen them."""
+    spec = make_spec(None, {}, seed)
+    X, Y = frame_arrays(graph, data)
+    x, _ = scale(result.scaler, X, Y)
+    n_test = int(round(spec.training.test_fraction * len(x)))
+    perm = np.random.default_rng(seed).permutation(len(x))
+    model = result.model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        mean = model(x)
+        sigma = float(torch.nn.functional.mse_loss(mean, scale(result.scaler, X, Y)[1])) ** 0.5
+        y = mean + sigma * torch.randn(mean.shape, generator=gen)
+    test, train = perm[:n_test], perm[n_test:]
+    bs = spec.training.batch_size
+    batches = [(x[train[i : i + bs]], y[train[i : i + bs]]) for i in range(0, len(train), bs)]
+    q = ScoreTestScorer(model, graph).fit(batches).score_matrix().numpy()
+    q[function_edge_mask(graph, q.shape[0])] = -np.inf
+    np.fill_diagonal(q, -np.inf)
+    order = np.argsort(-q, axis=None)[:top]
+    pairs = np.stack(np.unravel_index(order, q.shape), 1)
+    c = confirm_edges(model, graph, pairs, batches, x[test], y[test])
+    return {
+        "discoveries": int((c.q_values < ALPHA).sum()),
+        "ks": float(stats.kstest(c.p_values, "uniform").statistic),
+    }
+
+
+def one_seed(family: str, seed: int, top: int, null: bool) -> dict:
+    spec = make_spec(None, {"confirm": {"top": top}}, seed)
+    bench = FAMILIES[family](seed)
+    t0 = time.perf_counter()
+    if null:
+        bench = dataclasses.replace(bench, partial=bench.full, held_out=[])
+        n_total = int(round(2000 / (1 - spec.training.test_fraction)))
+        data = simulate_frame(bench.full, n_total, noise_scale=0.15, seed=seed)
+        result = train_joint(bench.full, data, spec)
+    else:
+        run = run_experiment(bench, spec)
+        result, data = run.result, run.data
+    truth = {tuple(e) for e in bench.held_out}
+    extra = {"model_null": model_null(result, data, bench.full, top, seed)} if null else {}
+    return {
+        **extra,
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+        "confirm_seconds": result.metrics["confirm"]["seconds"],
+        "train_seconds": result.metrics["timing"]["train_seconds"],
+        "n_held_out": len(truth),
+        **discoveries(result.edges, truth),
+    }
+
+
+def summarise(runs: list[dict], null: bool) -> dict:
+    out = {}
+    for name in Q_COLUMNS:
+        fdp = np.array([r[name]["fdp"] for r in runs])
+        false = np.array([r[name]["false"] for r in runs])
+        row = {
+            "discoveries": float(np.mean([r[name]["discoveries"] for r in runs])),
+            "fdp_mean": float(fdp.mean()),
+            "seeds_fdp_le_0.2": int((fdp <= 0.2).sum()),
+            "seeds_at_most_1_false": int((false <= 1).sum()),
+        }
+        if not null:
+            row["power_mean"] = float(np.mean([r[name]["power"] for r in runs]))
+        out[name] = row
+    if null:
+        disc = np.array([r["model_null"]["discoveries"] for r in runs])
+        out["model_null"] = {
+            "discoveries": float(disc.mean()),
+            "seeds_at_most_1_false": int((disc <= 1).sum()),
+            "ks_mean": float(np.mean([r["model_null"]["ks"] for r in runs])),
+        }
+    ks = [r["confirm_ks"] for r in runs if r["confirm_ks"] is not None]
+    out["confirm_ks_mean"] = float(np.mean(ks)) if ks else None
+    out["confirm_over_train_seconds"] = float(
+        np.mean([r["confirm_seconds"] / r["train_seconds"] for r in runs])
+    )
+    return out
+
+
+def main() -> None:
+    ap = base_parser(__doc__, default_out="benchmarks/results/calibration.json")
+    ap.add_argument("--top", type=int, default=50, help="confirm.top of every run")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    report = {"top": args.top, "seeds": args.seeds, "alpha": ALPHA, "families": {}}
+    for family in args.families:
+        for null in (False, True):
+            kind = "null" if null else "missing"
+            runs = []
+            for seed in args.seeds:
+                r = one_seed(family, seed, args.top, null)
+                runs.append(r)
+                cells = "  ".join(
+                    f"{n}: {r[n]['true']}/{r[n]['discoveries']} true" for n in Q_COLUMNS
+                )
+                print(
+                    f"{family:<17} {kind:<7} seed {seed}  {cells}  ks {r['confirm_ks']}", flush=True
+                )
+            report["families"][f"{family}/{kind}"] = {
+                "summary": summarise(runs, null),
+                "runs": runs,
+            }
+            write_json(args.out, report)  # after every block: a long sweep keeps its parts
+    print(f"\ntop={args.top}  seeds={args.seeds}  q < {ALPHA}")
+    head = f"{'family/run':<26}{'q':<9}{'disc':>6}{'power':>7}{'FDP':>6}{'FDP<=.2':>8}{'<=1 FD':>7}"
+    print(head + f"{'KS':>6}")
+    for key, block in report["families"].items():
+        s = block["summary"]
+        for name in Q_COLUMNS:
+            row = s[name]
+            power = f"{row['power_mean']:.2f}" if "power_mean" in row else "-"
+            ks = f"{s['confirm_ks_mean']:.2f}" if name == "confirm" and s["confirm_ks_mean"] else ""
+            print(
+                f"{key:<26}{name:<9}{row['discoveries']:>6.1f}{power:>7}{row['fdp_mean']:>6.2f}"
+                f"{row['seeds_fdp_le_0.2']:>8}{row['seeds_at_most_1_false']:>7}{ks:>6}"
+            )
+        if "model_null" in s:
+            mn = s["model_null"]
+            print(
+                f"{key:<26}{'model':<9}{mn['discoveries']:>6.1f}{'-':>7}{'':>6}{'':>8}"
+                f"{mn['seeds_at_most_1_false']:>7}{mn['ks_mean']:>6.2f}"
+            )
+    write_json(args.out, report)
+
+
+if __name__ == "__main__":
+    main()

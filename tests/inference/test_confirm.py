@@ -1,0 +1,165 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from gsnn_edges import GSNN
+from gsnn_edges.inference import confirm as confirm_mod
+from gsnn_edges.inference.confirm import CONFIRM_COLUMNS, confirm_edges, with_confirmation
+from gsnn_edges.inference.edge_table import edge_table
+
+PAIRS = np.array([[0, 5], [3, 1], [7, 2], [1, 6]])
+
+
+def _model(bench4, seed=0):
+    torch.manual_seed(seed)
+    g = bench4.partial
+    return GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none"), g
+
+
+def _with_edges(model, pairs, theta):
+    """Forward hooks adding ``theta[m, l-1] * sum_c h_src^{l-1}[c]`` onto every channel of
+    ``dst`` at block ``l``: the candidate edges written out one by one (the reference)."""
+    k = model.channels
+    handles = []
+    for layer in range(1, len(model.ResBlocks)):
+
+        def add(_module, _inputs, out, layer=layer):  # lin_in output is feature-major [C, B]
+            h = model.ResBlocks[layer - 1]._last_activation
+            out = out.clone()
+            for m, (i, j) in enumerate(pairs):
+                t = h[:, i * k : (i + 1) * k].sum(1)
+                out[j * k : (j + 1) * k] += theta[m, layer - 1] * t[None, :]
+            return out
+
+        handles.append(model.ResBlocks[layer].lin_in.register_forward_hook(add))
+    return handles
+
+
+def _run(model, x, theta_pairs=None, theta=None):
+    model.eval()
+    model._store_activations = True
+    handles = _with_edges(model, theta_pairs, theta) if theta is not None else []
+    try:
+        return model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model._store_activations = False
+
+
+def test_variant_losses_match_edges_written_out(bench4):
+    model, _ = _model(bench4)
+    x, y = torch.randn(9, model.n_inputs), torch.randn(9, model.n_outputs)
+    src, dst = torch.as_tensor(PAIRS[:, 0]), torch.as_tensor(PAIRS[:, 1])
+    thetas = torch.randn(3, len(PAIRS), 2)
+    thetas[0] = 0  # the base model
+    got = confirm_mod._losses(model, src, dst, thetas, x, y, chunk_rows=18)  # 2 per chunk
+    for v in range(3):
+        with torch.no_grad():
+            pred = _run(model, x, PAIRS, thetas[v])
+        torch.testing.assert_close(got[v], (pred - y).square().mean(1), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(got[0], (_run(model, x) - y).square().mean(1))
+    assert all(b._last_activation is None and not b._store_activations for b in model.ResBlocks)
+
+
+def test_fit_is_adam_on_the_edges_written_out(bench4):
+    """The joint fit equals Adam on the reference (hook-built) edges over the same
+    batches, and lowers the training loss."""
+    model, g = _model(bench4)
+    x, y = torch.randn(30, model.n_inputs), torch.randn(30, model.n_outputs)
+    batches = [(x[:16], y[:16]), (x[16:], y[16:])]
+    ref = torch.zeros(len(PAIRS), 2, requires_grad=True)
+    opt = torch.optim.Adam([ref], lr=0.05)
+    for _ in range(2):
+        for xb, yb in batches:
+            loss = torch.nn.functional.mse_loss(_run(model, xb, PAIRS, ref), yb)
+            (ref.grad,) = torch.autograd.grad(loss, ref)
+            opt.step()
+    src, dst = torch.as_tensor(PAIRS[:, 0]), torch.as_tensor(PAIRS[:, 1])
+    theta = confirm_mod._fit(model, src, dst, batches, epochs=2, lr=0.05)
+    torch.testing.assert_close(theta, ref.detach(), rtol=1e-4, atol=1e-6)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(_run(model, x), y)
+        after = torch.nn.functional.mse_loss(_run(model, x, PAIRS, theta), y)
+    assert after < before
+    assert all(p.grad is None for p in model.parameters())  # the network stays frozen
+
+
+def test_paired_t_against_scipy():
+    d = np.random.default_rng(1).normal(0.1, 1.0, size=(3, 30))
+    d[2] = 0.0  # an edge that changed nothing
+    mean, p = confirm_mod._paired_t(d)
+    for k in range(2):
+        ref = stats.ttest_1samp(d[k], 0.0, alternative="greater").pvalue
+        assert p[k] == pytest.approx(ref) and mean[k] == pytest.approx(d[k].mean())
+    assert p[2] == 1.0
+
+
+def test_confirm_edges_finds_a_planted_edge(bench4):
+    """Outputs that depend on a node the graph does not connect to them: the planted edge
+    is confirmed with a tiny p-value and a positive effect, and the p-values are exactly
+    the paired t-tests of the held-out loss differences."""
+    model, g = _model(bench4, seed=1)
+    torch.manual_seed(0)
+    x = torch.randn(400, model.n_inputs)
+    theta_true = torch.zeros(len(PAIRS), 2)
+    theta_true[0] = 1.5  # f0 -> f5 exists in the data, not in the graph
+    with torch.no_grad():
+        y = _run(model, x, PAIRS[:1], theta_true[:1]) + 0.05 * torch.randn(400, model.n_outputs)
+    train = [(x[i : i + 50], y[i : i + 50]) for i in range(0, 300, 50)]
+    c = confirm_edges(model, g, PAIRS, train, x[300:], y[300:])
+    assert c.n_train_rows == 300 and c.n_heldout_rows == 100
+    assert c.theta.shape == (len(PAIRS), 2)
+    assert c.p_values[0] < 1e-4 and c.effect[0] > 0 and c.q_values[0] < 0.01
+    assert (c.p_values[1:] > 1e-3).all()
+    np.testing.assert_allclose(c.q_values, confirm_mod.bh_qvalues(c.p_values))
+
+
+def test_confirm_edges_rejects_bad_input(bench4):
+    model, g = _model(bench4)
+    x, y = torch.randn(5, model.n_inputs), torch.randn(5, model.n_outputs)
+    with pytest.raises(ValueError, match="at least 3 held-out rows"):
+        confirm_edges(model, g, PAIRS, [(x, y)], x[:2], y[:2])
+    with pytest.raises(ValueError, match="self edge"):
+        confirm_edges(model, g, [[2, 2]], [(x, y)], x, y)
+    with pytest.raises(ValueError, match="must index"):
+        confirm_edges(model, g, [[0, model.n_function]], [(x, y)], x, y)
+    with pytest.raises(ValueError, match="no rows"):
+        confirm_edges(model, g, PAIRS, [], x, y)
+
+
+def test_with_confirmation_fills_confirmed_rows_only():
+    names = ["a", "b", "c"]
+    table = edge_table(
+        np.arange(9.0).reshape(3, 3), names, np.zeros((3, 3), bool), np.full((3, 3), 0.5)
+    )
+    c = confirm_mod.EdgeConfirmation(
+        src=np.array([2, 0]),
+        dst=np.array([1, 2]),
+        effect=np.array([0.3, -0.1]),
+        p_values=np.array([0.01, 0.9]),
+        q_values=np.array([0.02, 0.9]),
+        theta=np.zeros((2, 1)),
+        n_train_rows=10,
+        n_heldout_rows=5,
+    )
+    out = with_confirmation(table, c)
+    assert list(out.columns[-4:]) == list(CONFIRM_COLUMNS)
+    key = out.set_index([out.src_func.astype(str), out.dst_func.astype(str)])
+    assert key.loc[("c", "b"), "confirm_p_value"] == 0.01 and key.loc[("c", "b"), "confirmed"]
+    assert key.loc[("a", "c"), "effect"] == -0.1 and key.loc[("a", "c"), "confirm_q_value"] == 0.9
+    rest = out.loc[~out.confirmed]
+    assert (
+        len(rest) == 4 and rest[["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
+    )
+    pd.testing.assert_frame_equal(out[table.columns], table)
+    plain = with_confirmation(table)
+    assert not plain.confirmed.any() and plain.confirm_q_value.isna().all()
+    bad = confirm_mod.EdgeConfirmation(
+        np.array([1]), np.array([1]), *(np.zeros(1),) * 3, np.zeros((1, 1)), 1, 1
+    )
+    with pytest.raises(ValueError, match="not a row"):
+        with_confirmation(table, bad)
