@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=25, help="benchmark width n (default 25)")
     p.add_argument("--samples", type=int, default=2000, help="training samples (default 2000)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--confirm",
+        type=int,
+        default=50,
+        help="confirm this many top candidates by refitting (spec confirm.top; 0: off)",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     spec.training.device = args.device
     if args.epochs is not None:
         spec.training.epochs = args.epochs
+    spec.confirm.top = args.confirm
     print(
         f"gsnn-edges demo: converging-tier benchmark, width {args.width}, "
         f"{args.samples} training samples, {spec.training.epochs} epochs, seed {args.seed}"

@@ -35,23 +35,42 @@ def print_report(run: BenchmarkRun, seconds: float, baseline: dict | None = None
         f"total {seconds:.1f} s   ({m['timing']['seconds_per_epoch']:.2f} s/epoch)"
     )
     _print_top_edges(run)
+    _print_discoveries(run)
+
+
+def _truth(run: BenchmarkRun, pair: tuple[str, str]) -> str:
+    if pair in set(run.test_edges):
+        return "held-out (test)"
+    return "held-out (val)" if pair in set(run.val_edges) else ""
 
 
 def _print_top_edges(run: BenchmarkRun, k: int = 10) -> None:
     edges = run.result.edges
     cand = edges.loc[~edges.has_edge.to_numpy()].head(k)
-    val, test = set(run.val_edges), set(run.test_edges)
     print(f"\ntop {k} candidate edges (not in the training graph):")
     print(
-        f"{'rank':>4}  {'src':>6} -> {'dst':<6} {'score':>8} {'p_value':>9} {'q_value':>9}  truth"
+        f"{'rank':>4}  {'src':>6} -> {'dst':<6} {'score':>8} {'q_value':>9} "
+        f"{'confirm_q':>10} {'effect':>9}  truth"
     )
     for rank, r in enumerate(cand.itertuples(index=False), 1):
         pair = (str(r.src_func), str(r.dst_func))
-        truth = "held-out (test)" if pair in test else "held-out (val)" if pair in val else ""
         print(
-            f"{rank:>4}  {pair[0]:>6} -> {pair[1]:<6} {r.score:8.4f} {r.p_value:9.2e} "
-            f"{r.q_value:9.2e}  {truth}"
+            f"{rank:>4}  {pair[0]:>6} -> {pair[1]:<6} {r.score:8.4f} {r.q_value:9.2e} "
+            f"{r.confirm_q_value:10.2e} {r.effect:9.2e}  {_truth(run, pair)}"
         )
+
+
+def _print_discoveries(run: BenchmarkRun, alpha: float = 0.1) -> None:
+    """How many pairs each q column calls discoveries, and how many are held-out edges."""
+    cand = run.result.edges.loc[lambda e: ~e.has_edge.to_numpy()]
+    held = set(run.val_edges) | set(run.test_edges)
+    print(f"\ndiscoveries at q < {alpha} among candidates ({len(held)} edges held out):")
+    for col in ("q_value", "confirm_q_value"):
+        hit = cand.loc[cand[col].to_numpy(float) < alpha]
+        true = sum(
+            (str(a), str(b)) in held for a, b in zip(hit.src_func, hit.dst_func, strict=True)
+        )
+        print(f"  {col:<16} {len(hit):>5} pairs, {true:>3} held out, {len(hit) - true:>4} not")
 
 
 def write_outputs(run: BenchmarkRun, out: Path) -> list[Path]:

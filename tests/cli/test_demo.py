@@ -14,12 +14,15 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     for row in ("hybrid", "score_test", "observed_baseline", "magnitude", "post-hoc corr"):
         assert f"test, {row}" in text, row
     assert "filtered_mrr" in text
-    assert "top 10 candidate edges" in text
+    assert "top 10 candidate edges" in text and "confirm_q" in text
+    assert "discoveries at q < 0.1" in text and "confirm_q_value" in text
     edges = pd.read_csv(out / "edges.csv")
     assert list(edges.columns[:5]) == ["src_func", "dst_func", "src_idx", "dst_idx", "score"]
     assert len(edges) == 10 * 9  # width 5 -> 10 function nodes, no self pairs
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and "edges" in metrics["test"]
+    candidates = int((~edges.has_edge).sum())
+    assert metrics["confirm"]["n_confirmed"] == min(50, candidates) == edges.confirmed.sum()
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -79,13 +79,34 @@ def test_fit_is_adam_on_the_edges_written_out(bench4):
             (ref.grad,) = torch.autograd.grad(loss, ref)
             opt.step()
     src, dst = torch.as_tensor(PAIRS[:, 0]), torch.as_tensor(PAIRS[:, 1])
-    theta = confirm_mod._fit(model, src, dst, batches, epochs=2, lr=0.05)
+    zeros, ones = torch.zeros(1, len(PAIRS), 2), torch.ones(1, len(PAIRS))
+    theta = confirm_mod._train(model, src, dst, zeros, ones, batches, 2, 0.05, 65536)[0]
     torch.testing.assert_close(theta, ref.detach(), rtol=1e-4, atol=1e-6)
     with torch.no_grad():
         before = torch.nn.functional.mse_loss(_run(model, x), y)
         after = torch.nn.functional.mse_loss(_run(model, x, PAIRS, theta), y)
     assert after < before
     assert all(p.grad is None for p in model.parameters())  # the network stays frozen
+
+
+def test_variants_train_side_by_side_as_they_would_alone(bench4):
+    """Variants batched together (in chunks) train exactly as each would on its own, and
+    a dropped candidate stays at exactly 0."""
+    model, _ = _model(bench4)
+    x, y = torch.randn(24, model.n_inputs), torch.randn(24, model.n_outputs)
+    batches = [(x[:12], y[:12]), (x[12:], y[12:])]
+    src, dst = torch.as_tensor(PAIRS[:, 0]), torch.as_tensor(PAIRS[:, 1])
+    init = torch.randn(3, len(PAIRS), 2) * 0.1
+    keep = torch.ones(3, len(PAIRS))
+    keep[1, 0] = keep[2, 3] = 0
+    together = confirm_mod._train(model, src, dst, init, keep, batches, 2, 0.02, chunk_rows=24)
+    for v in range(3):
+        alone = confirm_mod._train(
+            model, src, dst, init[v : v + 1], keep[v : v + 1], batches, 2, 0.02, 65536
+        )
+        torch.testing.assert_close(together[v], alone[0], rtol=1e-4, atol=1e-6)
+    assert together[1, 0].abs().sum() == 0 and together[2, 3].abs().sum() == 0
+    assert not torch.equal(together[0], init[0])
 
 
 def test_paired_t_against_scipy():
