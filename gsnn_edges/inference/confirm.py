@@ -9,16 +9,17 @@ judged on rows the model never trained on:
    to every pre-norm channel of ``j`` at block ``l``, where ``t_i`` is the sum of ``i``'s
    activation channels. ``theta = 0`` is the trained model, so adding the edges leaves
    the starting loss unchanged.
-2. **The fit**, on the training rows: all ``M`` candidates at once (one network with
-   ``M`` extra edges, ``M * P`` weights), by Adam from 0 for ``FIT_EPOCHS`` passes, with
-   the trained network frozen and in eval mode (no dropout, no random numbers).
-3. **The paired refits**: from the joint fit, ``M + 1`` variants are fine-tuned the same
-   way (``REFIT_EPOCHS`` passes, same rows, same steps): one with every candidate and,
-   for each ``m``, one with ``m`` removed (pinned at 0), so the others can take over
-   what ``m`` explained (without a refit, two collinear candidates fitted with opposite
-   signs look indispensable under a null).
-4. **The test**, on the held-out rows: per candidate ``m`` and row ``b``,
-   ``d_b = loss_b(refit without m) - loss_b(refit with all)``. The p-value is the
+2. **The fits**, on the training rows, with the trained network frozen and in eval mode
+   (no dropout, no random numbers): ``M + 1`` variants of the graph, one with every
+   candidate added and, for each ``m``, one with all but ``m``, each fitted the same way
+   (Adam from 0, ``FIT_EPOCHS`` passes over the same batches in the same order): the
+   paired comparison the test needs. Warm-starting the variants from the joint fit
+   instead is cheaper but not valid: two collinear candidates fitted with opposite signs
+   leave a variant without one of them worse than it should be, and outputs drawn from
+   the trained GSNN itself (where no edge can help) then gave 10 "discoveries" in one
+   seed of ten (``benchmarks/README.md``).
+3. **The test**, on the held-out rows: per candidate ``m`` and row ``b``,
+   ``d_b = loss_b(fit without m) - loss_b(fit with all)``. The p-value is the
    one-sided paired t-test of ``mean(d) > 0``; ``effect`` is ``mean(d)`` in units of the
    standardised loss; q-values are Benjamini-Hochberg over the ``M`` candidates. Each
    edge is judged in the company of the others, so a non-edge that only echoes a better
@@ -35,11 +36,10 @@ prediction too. ``benchmarks/README.md`` ("Confirmation") measures the gap (fals
 discoveries under a complete graph and among missing edges); the service therefore keeps
 confirmation opt-in and reports it in columns of its own.
 
-Variants run side by side as one ``[k * B, ...]`` batch per chunk of ``k`` (the joint fit
-is one variant), so confirming ``M`` candidates costs about ``FIT_EPOCHS +
-(M + 1) * REFIT_EPOCHS`` passes of the frozen network over the training rows plus ``M + 1``
-forward passes over the held-out rows: 0.2-0.3x the training time at ``M = 50`` on the
-benchmark (``benchmarks/README.md``).
+Variants run side by side as one ``[k * B, ...]`` batch per chunk of ``k``, so confirming
+``M`` candidates costs about ``(M + 1) * FIT_EPOCHS`` passes of the frozen network over
+the training rows plus ``M + 1`` forward passes over the held-out rows
+(``benchmarks/README.md`` gives the time against training's).
 """
 
 from __future__ import annotations
@@ -68,14 +68,13 @@ __all__ = ["CONFIRM_COLUMNS", "EdgeConfirmation", "confirm_edges", "with_confirm
 # Columns a confirmation adds to an edge table (NaN / False for unconfirmed pairs).
 CONFIRM_COLUMNS = ("confirmed", "effect", "confirm_p_value", "confirm_q_value")
 
-# The joint fit: Adam passes over the training rows and its rate. Chosen on one seed each
-# of the benchmark (missing edges) and two complete graphs (rates 1e-2 / 3e-2 x 3 / 10
-# passes): all four fitted the benchmark's held-out edges alike (the same 23-24 true
-# discoveries); 1e-2 x 3 let the fewest noise edges in under the complete graphs.
+# Adam passes over the training rows and rate of every variant's fit. Chosen for one
+# joint fit on one seed each of the benchmark (missing edges) and two complete graphs
+# (rates 1e-2 / 3e-2 x 3 / 10 passes): all four fitted the benchmark's held-out edges
+# alike (23-24 true discoveries); 1e-2 x 3 let the fewest noise edges in under the
+# complete graphs.
 FIT_EPOCHS = 3
 FIT_LR = 1e-2
-# Passes of the paired refits with and without each candidate.
-REFIT_EPOCHS = 1
 
 
 @dataclass
@@ -144,7 +143,6 @@ def confirm_edges(
     y_heldout: Tensor,
     *,
     epochs: int = FIT_EPOCHS,
-    refit_epochs: int = REFIT_EPOCHS,
     lr: float = FIT_LR,
     chunk_rows: int = 65536,
 ) -> EdgeConfirmation:
@@ -158,8 +156,7 @@ def confirm_edges(
         train_batches: ``(x, y, ...)`` training batches (iterated ``epochs`` times).
         x_heldout, y_heldout: ``[n, n_inputs]``, ``[n, n_outputs]`` rows the model did
             not train on (at least 3).
-        epochs, refit_epochs, lr: passes of the joint fit and of the paired refits, and
-            their Adam rate.
+        epochs, lr: passes and Adam rate of every variant's fit.
         chunk_rows: variants run side by side in chunks of about this many rows.
 
     Returns:
@@ -187,16 +184,11 @@ def confirm_edges(
     if n_train == 0:
         raise ValueError("train_batches yielded no rows; nothing to fit")
     m, p = len(pairs), len(model.ResBlocks) - 1
-    ones = torch.ones(1, m, device=device)
-    theta = _train(
-        model, src, dst, torch.zeros(1, m, p, device=device), ones, batches, epochs, lr, chunk_rows
-    )[0]
-    # variant 0 keeps every candidate, variant m + 1 drops candidate m; all are refitted
-    # the same way from the joint fit (paired: same rows, same steps, no random numbers)
-    keep = torch.cat([ones, 1 - torch.eye(m, device=device)])
-    thetas = _train(
-        model, src, dst, theta.expand(m + 1, m, p), keep, batches, refit_epochs, lr, chunk_rows
-    )
+    # variant 0 holds every candidate, variant m + 1 all but candidate m; each is fitted
+    # the same way from 0 (paired: same rows, same steps, no random numbers)
+    keep = torch.cat([torch.ones(1, m, device=device), 1 - torch.eye(m, device=device)])
+    init = torch.zeros(m + 1, m, p, device=device)
+    thetas = _train(model, src, dst, init, keep, batches, epochs, lr, chunk_rows)
     losses = _losses(
         model, src, dst, thetas, x_heldout.to(device), y_heldout.to(device), chunk_rows
     )
