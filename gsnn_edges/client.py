@@ -57,6 +57,15 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 Edge = Sequence[str]
 
 
+def unquote_csv_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo the quote the API's CSV export puts before node names a spreadsheet would run
+    as formulas (one leading ``'`` before ``= + - @``, tab, CR or ``'``)."""
+    out = frame.copy()
+    for col in ("src", "dst"):
+        out[col] = out[col].astype(str).str.replace(r"^'(?=[=+\-@\t\r'])", "", regex=True)
+    return out
+
+
 class ApiError(Exception):
     """An error answer of the API (RFC 9457 problem+json).
 
@@ -356,7 +365,7 @@ class Client:
         path = f"/v1/jobs/{job_id}/edges"
         if format == "csv":
             text = self._request("GET", path, params={**filters, "format": "csv"}).text
-            frame = pd.read_csv(io.StringIO(text))
+            frame = unquote_csv_names(pd.read_csv(io.StringIO(text)))
             return frame if limit is None else frame.head(limit).reset_index(drop=True)
         if format != "json":
             raise ValueError(f"format must be 'json' or 'csv', got {format!r}")

@@ -1,12 +1,14 @@
 """Parse and validate an uploaded observation table (CSV or Parquet).
 
-The header must name every input and every output node of the graph and nothing else;
-every cell must be a finite number; there must be at least one row.
+The header must name every input and every output node of the graph, once each, and
+nothing else; no row may have more fields than the header; every cell must be a finite
+number (not a boolean); there must be at least one row.
 """
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -24,23 +26,86 @@ def _fmt(items: list, what: str) -> str:
     return f"{what} {shown}{more}"
 
 
-def read_table(data: bytes, filename: str | None = None) -> pd.DataFrame:
+# Parquet physical types of numbers (and booleans, refused later with a clear message):
+# each decodes to at most 8 bytes a cell, so the cell limit bounds the decoded size.
+_NUMERIC_PARQUET = {"BOOLEAN", "INT32", "INT64", "FLOAT", "DOUBLE"}
+
+
+def read_table(
+    data: bytes, filename: str | None = None, max_cells: int = 50_000_000
+) -> pd.DataFrame:
     """Read CSV or Parquet bytes (Parquet detected by magic bytes or extension).
 
+    A Parquet file's footer (row and column counts, column types) is checked before
+    anything is decoded, so a few kilobytes that declare a billion rows, or a dictionary
+    of huge strings, cost nothing; a CSV's cells are counted after parsing (text cannot
+    expand much).
+
     Raises:
-        InvalidInputError: the bytes are neither a readable CSV nor Parquet file.
+        InvalidInputError: the bytes are neither a readable CSV nor Parquet file, a Parquet
+            column is not numeric, or the table has more than ``max_cells`` cells (the
+            message names the setting, ``GSNN_EDGES_MAX_TABLE_CELLS``).
     """
     name = (filename or "").lower()
     is_parquet = data[:4] == _PARQUET_MAGIC or name.endswith((".parquet", ".pq"))
     try:
         if is_parquet:
+            _check_parquet_footer(data, max_cells)
             return pd.read_parquet(io.BytesIO(data))
-        return pd.read_csv(io.BytesIO(data), skipinitialspace=True)
+        frame = _read_csv_strict(data)
+        _check_cells(frame.shape[0], frame.shape[1], max_cells)
+        return frame
+    except InvalidInputError:
+        raise
     except pd.errors.EmptyDataError as exc:
         raise InvalidInputError("file is empty: it needs a header row and data rows") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is bad input
         kind = "Parquet" if is_parquet else "CSV"
         raise InvalidInputError(f"could not read the file as {kind}: {exc}") from exc
+
+
+def _check_cells(rows: int, cols: int, max_cells: int) -> None:
+    if rows * cols > max_cells:
+        msg = (
+            f"the table has {rows} rows x {cols} columns = {rows * cols} cells, over the "
+            f"limit of {max_cells} (setting GSNN_EDGES_MAX_TABLE_CELLS)"
+        )
+        raise InvalidInputError(msg, [{"loc": ["file"], "msg": msg}])
+
+
+def _check_parquet_footer(data: bytes, max_cells: int) -> None:
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata  # the footer only
+    _check_cells(meta.num_rows, meta.num_columns, max_cells)
+    schema = meta.schema
+    text = [
+        schema.column(i).name
+        for i in range(meta.num_columns)  # a loop over the file's own columns
+        if schema.column(i).physical_type not in _NUMERIC_PARQUET
+    ]
+    if text:
+        msg = f"{_fmt(text, 'columns')} are not stored as numbers; observations must be numbers"
+        raise InvalidInputError(msg, [{"loc": ["file", c], "msg": msg} for c in text[:_SHOW]])
+
+
+def _read_csv_strict(data: bytes) -> pd.DataFrame:
+    """pandas' CSV reader without its silent repairs: a duplicated header name (pandas
+    renames it ``a.1``) and a row with more fields than the header (pandas turns the
+    first field into an index and shifts the rest) are errors."""
+    header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, skipinitialspace=True)
+    names = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
+    dupes = sorted(c for c, n in Counter(names).items() if n > 1)
+    if dupes:
+        msg = _fmt(dupes, "duplicate columns")
+        raise InvalidInputError(msg, [{"loc": ["file", "header"], "msg": msg}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(io.BytesIO(data), skipinitialspace=True, index_col=False)
+        except pd.errors.ParserWarning as exc:  # only raised for rows longer than the header
+            msg = f"a row has more fields than the header's {len(names)} columns"
+            raise InvalidInputError(msg, [{"loc": ["file"], "msg": msg}]) from exc
 
 
 def _check_columns(frame: pd.DataFrame, expected: list[str]) -> None:
@@ -68,6 +133,10 @@ def _check_columns(frame: pd.DataFrame, expected: list[str]) -> None:
 
 
 def _to_numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    flags = [str(c) for c, t in frame.dtypes.items() if pd.api.types.is_bool_dtype(t)]
+    if flags:  # True/False would otherwise pass as 1.0/0.0
+        msg = f"{_fmt(flags, 'boolean columns')}: observations must be numbers"
+        raise InvalidInputError(msg, [{"loc": ["file", c], "msg": msg} for c in flags[:_SHOW]])
     numeric = frame.apply(pd.to_numeric, errors="coerce").astype("float64")
     bad = numeric.isna().to_numpy() & frame.notna().to_numpy()
     if not bad.any():

@@ -25,7 +25,8 @@ def create_dataset(
     if graph is None:
         raise InvalidInputError.at(["body", "graph_id"], f"graph {graph_id!r} not found")
     nodes = graph_content(ctx, graph_id)["nodes"]
-    table = validate_table(read_table(data, filename), nodes["input"], nodes["output"])
+    frame = read_table(data, filename, ctx.settings.max_table_cells)
+    table = validate_table(frame, nodes["input"], nodes["output"])
     row = Dataset(
         id=new_id("ds"),
         tenant=tenant,

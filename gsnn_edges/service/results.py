@@ -85,8 +85,31 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
     return frame.loc[keep, EDGE_COLUMNS]
 
 
+# A spreadsheet treats a cell starting with one of =, +, -, @, tab or CR as a formula (CSV
+# injection); names starting with the escape quote itself are quoted too, so that
+# removing one leading quote (the client does) restores every name exactly.
+FORMULA_START = r"^[=+\-@\t\r']"
+
+
+def neutralise_formulas(names: pd.Series) -> pd.Series:
+    """Node names as CSV cells a spreadsheet shows as text: a leading ``'`` before any
+    name that starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return (OWASP's CSV
+    injection rule) or with ``'``. Works on the categories, not per row."""
+    cats = names.cat.categories if isinstance(names.dtype, pd.CategoricalDtype) else None
+    if cats is None:
+        values = names.astype(str)
+        return values.where(~values.str.contains(FORMULA_START), "'" + values)
+    text = pd.Index(cats.astype(str))
+    safe = np.where(text.str.contains(FORMULA_START), "'" + text, text)
+    return pd.Series(safe[names.cat.codes.to_numpy()], index=names.index, dtype=object)
+
+
 def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[bytes]:
-    """CSV of ``frame`` in chunks (header first) for a streamed response."""
+    """CSV of ``frame`` in chunks (header first) for a streamed response, node names
+    neutralised against formula injection (:func:`neutralise_formulas`)."""
+    frame = frame.assign(
+        src=neutralise_formulas(frame["src"]), dst=neutralise_formulas(frame["dst"])
+    )
     yield (",".join(frame.columns) + "\n").encode()
     for start in range(0, len(frame), chunk_rows):
         part = frame.iloc[start : start + chunk_rows]

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     )
     api_keys: str = Field("", description="Comma separated tenant:key pairs.")
     max_upload_mb: float = Field(100.0, gt=0, description="Request body size limit (MiB).")
+    max_table_cells: int = Field(
+        50_000_000,
+        gt=0,
+        description="Rows x columns of an uploaded table; a Parquet file's are read from its "
+        "footer before decoding, so a small compressed file cannot expand past 8 bytes "
+        "per allowed cell.",
+    )
     job_time_limit_s: int = Field(24 * 3600, gt=0, description="Hard limit for one job.")
     heartbeat_interval_s: float = Field(10.0, gt=0, description="Worker heartbeat period.")
     stale_after_s: float = Field(120.0, gt=0, description="Heartbeat age that marks a job lost.")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from gsnn_edges.client import unquote_csv_names
 from gsnn_edges.service.runner import run_job
 
-from apihelpers import assert_problem, job_body
+from apihelpers import assert_problem, job_body, upload
 
 
 @pytest.fixture
@@ -107,3 +110,30 @@ def test_results_weights_non_finite_are_null(client, done):
     got = client.get(f"/v1/jobs/{done}/weights").json()["weights"]
     assert got[0][1] is None and got[1][0] is None
     assert got[0][0] == pytest.approx(float(w[0, 0]))
+
+
+TRICKY = {"f0": "=HYPERLINK(1)", "f1": "-f1", "f2": "@f2", "f3": "'f3", "f4": "+f4"}
+
+
+def test_results_csv_export_cannot_run_formulas(client, queue, bench, frame):
+    """Node names a spreadsheet would run as formulas come out of the CSV export quoted,
+    JSON keeps them as they are, and the client's unquoting restores every name."""
+    text = json.dumps(bench.partial.to_json())
+    for old, new in TRICKY.items():
+        text = text.replace(json.dumps(old), json.dumps(new))
+    gid = client.post("/v1/graphs", json=json.loads(text)).json()["id"]
+    did = upload(client, gid, frame.to_csv(index=False).encode()).json()["id"]
+    job = client.post("/v1/jobs", json=job_body(gid, did)).json()
+    assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
+    url = f"/v1/jobs/{job['id']}/edges"
+    csv_text = client.get(url, params={"format": "csv", "candidates_only": False}).text
+    cells = [c for line in csv_text.splitlines()[1:] for c in line.split(",")[:2]]
+    assert not any(c[:1] in "=+-@" for c in cells)
+    assert {"'=HYPERLINK(1)", "'-f1", "'@f2", "''f3", "'+f4"} <= set(cells)
+    items = client.get(url, params={"limit": 1000, "candidates_only": False}).json()["items"]
+    served = pd.read_csv(io.StringIO(csv_text))
+    back = unquote_csv_names(served)
+    assert list(back.src) == [i["src"] for i in items] and list(back.dst) == [
+        i["dst"] for i in items
+    ]
+    assert set(TRICKY.values()) <= set(back.src)
