@@ -23,14 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_app(data_dir: Path, enqueue: Callable[[str], None], **settings) -> FastAPI:
-    """The app in process on SQLite under ``data_dir``: no broker, no reaper thread.
+    """The app in process (default: SQLite under ``data_dir``): no broker, no reaper thread.
 
     ``enqueue(job_id)`` receives submitted jobs; ``settings`` override the rest
     (``api_keys`` defaults to none, whatever the environment says).
     """
-    full = Settings(
-        data_dir=data_dir, database_url=None, broker_url=None, **{"api_keys": "", **settings}
-    )
+    defaults = {"database_url": None, "broker_url": None, "api_keys": ""}
+    full = Settings(data_dir=data_dir, **{**defaults, **settings})
     return create_app(full, enqueue=enqueue, broker_ping=lambda: None, run_reaper=False)
 
 

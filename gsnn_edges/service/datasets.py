@@ -5,7 +5,7 @@ from __future__ import annotations
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext, new_id
 from gsnn_edges.service.dataset_table import read_table, validate_table
-from gsnn_edges.service.errors import InvalidInputError, require_found
+from gsnn_edges.service.errors import InvalidInputError, require_found, require_storable_text
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.models import Dataset
 
@@ -20,6 +20,9 @@ def create_dataset(
     Raises:
         InvalidInputError: unknown graph, unreadable file, bad header or cells.
     """
+    require_storable_text(
+        filename, ["body", "file", "filename"], Dataset.__table__.c.filename.type.length
+    )
     with ctx.db.session() as session:
         graph = repo.get_graph(session, tenant, graph_id)
     if graph is None:

@@ -36,6 +36,18 @@ class InvalidInputError(ServiceError):
         return cls(msg, [{"loc": loc, "msg": msg}])
 
 
+def require_storable_text(value: str | None, loc: list, max_length: int) -> None:
+    """A string bound for a text column: PostgreSQL refuses NUL characters and the column
+    has a length, so either is the caller's to fix (InvalidInputError, a 422), not a 500
+    from the database."""
+    if value is None:
+        return
+    if "\x00" in value:
+        raise InvalidInputError.at(loc, "must not contain NUL (\\u0000) characters")
+    if len(value) > max_length:
+        raise InvalidInputError.at(loc, f"is {len(value)} characters long; at most {max_length}")
+
+
 class ConflictError(ServiceError):
     """The resource is not in a state that allows the operation."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext, new_id
-from gsnn_edges.service.errors import InvalidInputError, require_found
+from gsnn_edges.service.errors import InvalidInputError, require_found, require_storable_text
 from gsnn_edges.service.models import Graph
 
 
@@ -21,6 +21,7 @@ def create_graph(ctx: ServiceContext, tenant: str, name: str | None, content: di
     """
     from gsnn_edges.graph import GraphValidationError, GSNNGraph
 
+    require_storable_text(name, ["body", "name"], Graph.__table__.c.name.type.length)
     try:
         graph = GSNNGraph.from_json(content)
     except GraphValidationError as exc:
