@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from gsnn_edges.graph import Edge
 from gsnn_edges.inference.inferer import MagnitudeEdgeInferer
 from gsnn_edges.metrics import pair_indices
 from gsnn_edges.simulate import BenchmarkGraph, converging_tier_graph, simulate_frame, split_edges
 from gsnn_edges.spec import TrainSpec, ValidationSpec
 from gsnn_edges.train import TrainResult, scale, train_joint
 from gsnn_edges.train_validation import frame_arrays
-
-Edge = tuple[str, str]
 
 
 @dataclass

@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from gsnn_edges.graph import EDGE_TYPES, FF, GraphValidationError, GSNNGraph
+from gsnn_edges.graph import EDGE_TYPES, FF, Edge, GraphValidationError, GSNNGraph
 
-Edge = tuple[str, str]
 _IF, _FO = EDGE_TYPES[0], EDGE_TYPES[2]
 
 

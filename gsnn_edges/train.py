@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from gsnn_edges import metrics as edge_metrics
-from gsnn_edges.graph import GSNNGraph, as_graph
+from gsnn_edges.graph import Edge, GSNNGraph, as_graph
 from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table
 from gsnn_edges.inference.observed_baseline import observed_baseline
@@ -46,7 +46,6 @@ __all__ = [
     "validate_spec",
 ]
 
-Edge = tuple[str, str]
 
 # the regressor's learning rate ends the run at this share of its initial value
 LR_FLOOR = 0.05

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+import warnings
+
 import pytest
 import torch
 
@@ -59,3 +63,21 @@ def test_channel_to_edge_pattern_and_bias_mask():
 def test_sparse_linear_rejects_out_of_range_indices():
     with pytest.raises(ValueError, match="out of range"):
         SparseLinear(torch.tensor([0, 5]), torch.tensor([0, 1]), (3, 3))
+
+
+def test_importing_the_sparse_layers_leaves_warning_filters_alone():
+    code = (
+        "import warnings, torch; before = list(warnings.filters); import gsnn_edges.nn.sparse; "
+        "assert warnings.filters == before, 'filters changed at import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sparse_products_do_not_warn_about_csr_beta():
+    layer = SparseLinear(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 2]), (2, 3))
+    x = torch.randn(3, 4, requires_grad=True)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        layer(x).sum().backward()
+    assert not [w for w in seen if "beta" in str(w.message)]
+    assert layer.weight.grad is not None and x.grad is not None
