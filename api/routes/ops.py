@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="Process is alive")
@@ -14,11 +17,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check(fn) -> str:  # noqa: ANN001 - a zero-argument probe
+def _check(name: str, fn) -> str:  # noqa: ANN001 - a zero-argument probe
+    """``"ok"``, or ``"error: <exception type>"``: the message (hosts, users, paths) goes
+    to the log, never to an unauthenticated caller."""
     try:
         fn()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return f"error: {type(exc).__name__}: {exc}"
+        log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+        return f"error: {type(exc).__name__}"
     return "ok"
 
 
@@ -29,11 +35,12 @@ def _check(fn) -> str:  # noqa: ANN001 - a zero-argument probe
 )
 def readyz(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
-    checks = {
-        "database": _check(ctx.db.ping),
-        "broker": _check(request.app.state.broker_ping),
-        "artifact_store": _check(ctx.store.check_writable),
+    probes = {
+        "database": ctx.db.ping,
+        "broker": request.app.state.broker_ping,
+        "artifact_store": ctx.store.check_writable,
     }
+    checks = {name: _check(name, fn) for name, fn in probes.items()}
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

@@ -17,6 +17,23 @@ def test_ops_health_ready_and_metrics(client):
     assert 'gsnn_edges_jobs{status="queued"} 0.0' in text
 
 
+def test_ops_readyz_names_the_failing_dependency_without_its_secrets(client, caplog):
+    def broker_down() -> None:
+        raise ConnectionError("redis://admin:hunter2@10.0.0.7:6379/0 refused")
+
+    client.app.state.broker_ping = broker_down
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["checks"] == {
+        "database": "ok",
+        "broker": "error: ConnectionError",
+        "artifact_store": "ok",
+    }
+    assert "hunter2" not in resp.text and "10.0.0.7" not in resp.text
+    assert "hunter2" in caplog.text  # the operator still finds the reason in the log
+
+
 def test_ops_openapi_describes_fields_and_problem_responses(client):
     doc = client.get("/openapi.json").json()
     schemas = doc["components"]["schemas"]
