@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.limits import BodySizeLimit
+from api.limits import AuthBeforeBody, BodySizeLimit
 from api.observability import Metrics, MetricsMiddleware
 from api.routes import datasets, graphs, jobs, ops, results
 from gsnn_edges.service.context import Enqueue, ServiceContext
@@ -74,5 +74,6 @@ def create_app(
     for module in (graphs, datasets, jobs, results, ops):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(AuthBeforeBody, keys=settings.tenant_keys)  # runs before the limit
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
     return app

@@ -33,3 +33,25 @@ def test_auth_other_tenants_ids_are_404(auth_client, bench, frame):
     assert_problem(resp, 422, "not found")
     assert_problem(auth_client.post("/v1/jobs", json=job_body(gid, did), headers=b), 422, "not")
     assert auth_client.get("/v1/jobs", headers=a).json()["total"] == 1
+
+
+def test_auth_unauthenticated_upload_is_refused_before_its_body_is_read(auth_client):
+    """A 20 MB multipart upload without a valid key: 401 while at most one chunk of the
+    body has been pulled (FastAPI alone would read and parse all of it first)."""
+    pulled = []
+
+    def body():
+        for _ in range(20):
+            pulled.append(1)
+            yield b"x" * 2**20
+
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    for extra in ({}, {"Authorization": "Bearer nope"}):
+        pulled.clear()
+        resp = auth_client.post("/v1/datasets", content=body(), headers={**headers, **extra})
+        assert_problem(resp, 401, "missing API key" if not extra else "unknown API key")
+        assert resp.headers["www-authenticate"] == "Bearer"
+        assert len(pulled) <= 1
+    pulled.clear()
+    ok = auth_client.post("/v1/datasets", content=body(), headers={**headers, **bearer("a")})
+    assert ok.status_code in (400, 422) and len(pulled) == 20  # a valid key gets its body read
