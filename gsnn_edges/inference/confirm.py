@@ -75,6 +75,17 @@ CONFIRM_COLUMNS = ("confirmed", "effect", "confirm_p_value", "confirm_q_value")
 # complete graphs.
 FIT_EPOCHS = 3
 FIT_LR = 1e-2
+# Activation memory a chunk of side-by-side variants may take (forward and backward).
+CHUNK_BYTES = 256 * 2**20
+
+
+def rows_per_chunk(model: nn.Module, budget: int = CHUNK_BYTES) -> int:
+    """Rows of side-by-side variants whose activations fit in ``budget`` bytes: per row
+    and block about ``3 C`` channel values (pre-norm, activation, gradient) and ``2 E``
+    edge-state values, float32. Bounds the confirmation's memory on large graphs, where a
+    fixed row count would not (2,500 nodes x 8 channels x 6 blocks: ~1.2 MB a row)."""
+    per_row = 4 * len(model.ResBlocks) * (3 * model.channel_groups.numel() + 2 * model.n_edges)
+    return max(1, budget // per_row)
 
 
 @dataclass
@@ -144,7 +155,7 @@ def confirm_edges(
     *,
     epochs: int = FIT_EPOCHS,
     lr: float = FIT_LR,
-    chunk_rows: int = 65536,
+    chunk_rows: int | None = None,
 ) -> EdgeConfirmation:
     """Fit the candidate edges on the training rows and test each on held-out rows.
 
@@ -157,7 +168,9 @@ def confirm_edges(
         x_heldout, y_heldout: ``[n, n_inputs]``, ``[n, n_outputs]`` rows the model did
             not train on (at least 3).
         epochs, lr: passes and Adam rate of every variant's fit.
-        chunk_rows: variants run side by side in chunks of about this many rows.
+        chunk_rows: variants run side by side in chunks of about this many rows
+            (default: as many as fit in ``CHUNK_BYTES`` of activations, see
+            :func:`rows_per_chunk`).
 
     Returns:
         :class:`EdgeConfirmation`.
@@ -188,6 +201,7 @@ def confirm_edges(
     # the same way from 0 (paired: same rows, same steps, no random numbers)
     keep = torch.cat([torch.ones(1, m, device=device), 1 - torch.eye(m, device=device)])
     init = torch.zeros(m + 1, m, p, device=device)
+    chunk_rows = chunk_rows or rows_per_chunk(model)
     thetas = _train(model, src, dst, init, keep, batches, epochs, lr, chunk_rows)
     losses = _losses(
         model, src, dst, thetas, x_heldout.to(device), y_heldout.to(device), chunk_rows
