@@ -139,6 +139,35 @@ def validate_spec(graph: GSNNGraph, spec: TrainSpec) -> None:
     _check_validation(graph, spec)
 
 
+# Peak memory model of one train_joint job (bytes), from peak RSS of 1-epoch runs on
+# random layered DAGs (benchmarks/memory.py; benchmarks/README.md, "Memory"): 906 MiB
+# at 1,000 function nodes, 1,924 MiB at 2,000 (~350 B per node pair), rounded up.
+PROCESS_BYTES = 512 * 2**20  # the interpreter, torch, pandas
+PAIR_BYTES = 400  # per function-node pair: W and its optimizer state, the score test's
+# U and V, every scorer's scores and p-values, the edge table
+
+
+def estimate_job_bytes(graph: GSNNGraph, spec: TrainSpec, n_rows: int) -> int:
+    """A job's estimated peak memory on one device: ``PROCESS_BYTES + PAIR_BYTES * N^2``
+    plus the activations of a batch (about ``3 C + 2 E`` float32 per row and block, for the
+    model and the regressor's caches), the data (``n_rows`` x columns, a few copies) and,
+    with ``confirm.top``, one chunk of the confirmation's variants."""
+    from gsnn_edges.inference.confirm import CHUNK_BYTES
+
+    n = len(graph.node_names_dict["function"])
+    m = spec.model
+    n_edges = sum(int(np.asarray(e).shape[1]) for e in graph.edge_index_dict.values()) + n
+    per_row = 4 * m.layers * (3 * n * m.channels + 2 * n_edges)
+    columns = len(graph.node_names_dict["input"]) + len(graph.node_names_dict["output"])
+    return (
+        PROCESS_BYTES
+        + PAIR_BYTES * n * n
+        + 2 * spec.training.batch_size * per_row
+        + 3 * 4 * n_rows * columns
+        + (CHUNK_BYTES if spec.confirm.top else 0)
+    )
+
+
 def check_confirm_rows(spec: TrainSpec, n_test_rows: int) -> None:
     """Confirmation needs at least 3 held-out rows (a paired t-test)."""
     _check(

@@ -55,6 +55,7 @@ def validate_job(
     from gsnn_edges.graph import GraphValidationError, GSNNGraph
     from gsnn_edges.spec import TrainSpec
     from gsnn_edges.train import SpecValidationError, validate_spec
+    from gsnn_edges.train_validation import estimate_job_bytes
 
     with ctx.db.session() as session:
         graph = repo.get_graph(session, tenant, graph_id)
@@ -69,9 +70,23 @@ def validate_job(
             f"dataset {dataset_id!r} belongs to graph {dataset.graph_id!r}, not {graph_id!r}",
         )
     try:
-        validate_spec(GSNNGraph.from_json(graph_content(ctx, graph_id)), TrainSpec.from_dict(spec))
+        graph, train_spec = (
+            GSNNGraph.from_json(graph_content(ctx, graph_id)),
+            TrainSpec.from_dict(spec),
+        )
+        validate_spec(graph, train_spec)
     except (SpecValidationError, GraphValidationError) as exc:
         raise InvalidInputError.at(["body", *getattr(exc, "loc", ())], str(exc)) from exc
+    need = estimate_job_bytes(graph, train_spec, dataset.n_samples)
+    budget = int(ctx.settings.worker_memory_mb * 2**20)
+    if need > budget:
+        raise InvalidInputError.at(
+            ["body"],
+            f"this job needs about {need / 2**30:.1f} GiB ({graph.n_function} function nodes: "
+            f"W, its optimizer and the score matrices grow with their square; "
+            f"channels x layers and batch size set the rest), over the worker budget of "
+            f"{budget / 2**30:.1f} GiB (setting GSNN_EDGES_WORKER_MEMORY_MB)",
+        )
 
 
 def submit_job(

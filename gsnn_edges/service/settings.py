@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "footer before decoding, so a small compressed file cannot expand past 8 bytes "
         "per allowed cell.",
     )
+    worker_memory_mb: float = Field(
+        16384.0,
+        gt=0,
+        description="Memory one job may take on a worker (MiB); a job whose estimated peak "
+        "(gsnn_edges.train_validation.estimate_job_bytes) is larger is refused at submit.",
+    )
     job_time_limit_s: int = Field(24 * 3600, gt=0, description="Hard limit for one job.")
     heartbeat_interval_s: float = Field(10.0, gt=0, description="Worker heartbeat period.")
     stale_after_s: float = Field(120.0, gt=0, description="Heartbeat age that marks a job lost.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apihelpers import assert_problem, job_body, upload
+from apihelpers import assert_problem, job_body, make_client, upload
 
 
 def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, dataset_id):
@@ -95,3 +95,38 @@ def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
         jobs = client.get("/v1/jobs").json()["items"]
         assert [j["status"] for j in jobs] == ["failed"]
         assert jobs[0]["error"]["type"] == "BrokerUnavailable"
+
+
+def test_jobs_over_the_worker_memory_budget_are_422_at_submit(tmp_path, bench, frame):
+    """The estimate grows with the square of the function nodes; a job over
+    GSNN_EDGES_WORKER_MEMORY_MB is refused before anything is queued."""
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train_validation import estimate_job_bytes
+
+    need = estimate_job_bytes(bench.partial, TrainSpec.from_dict(job_body("g", "d")), len(frame))
+    queue: list[str] = []
+    budget_mb = (need - 2**20) / 2**20  # one MiB short
+    with make_client(tmp_path, queue, worker_memory_mb=budget_mb) as c:
+        gid = c.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+        did = upload(c, gid, frame.to_csv(index=False).encode()).json()["id"]
+        resp = c.post("/v1/jobs", json=job_body(gid, did))
+        assert_problem(resp, 422, r"needs about .* GiB .*GSNN_EDGES_WORKER_MEMORY_MB")
+        assert c.get("/v1/jobs").json()["total"] == 0 and queue == []
+    with make_client(tmp_path / "2", queue, worker_memory_mb=budget_mb + 2) as c:
+        gid = c.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+        did = upload(c, gid, frame.to_csv(index=False).encode()).json()["id"]
+        assert c.post("/v1/jobs", json=job_body(gid, did)).status_code == 202
+
+
+def test_estimate_job_bytes_grows_with_the_square_of_function_nodes():
+    from gsnn_edges.simulate import random_layered_dag
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train_validation import PAIR_BYTES, estimate_job_bytes
+
+    small = random_layered_dag(10, 4, 10, edge_prob=0.1, seed=0).partial  # 40 nodes
+    large = random_layered_dag(10, 4, 40, edge_prob=0.1, seed=0).partial  # 160 nodes
+    spec = TrainSpec()
+    grow = estimate_job_bytes(large, spec, 100) - estimate_job_bytes(small, spec, 100)
+    assert grow >= PAIR_BYTES * (160**2 - 40**2)
+    spec.confirm.top = 10
+    assert estimate_job_bytes(small, spec, 100) > estimate_job_bytes(small, TrainSpec(), 100)
