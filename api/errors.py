@@ -92,10 +92,14 @@ class BodyTooLarge(HTTPException):
         return problem_response(413, self.detail, "payload-too-large")
 
 
+# 401 says how to authenticate; 503 when to come back (the outage is usually brief).
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+
+
 async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
     for cls, status, slug in _DOMAIN:
         if isinstance(exc, cls):
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            headers = _HEADERS.get(status)
             return problem_response(status, exc.message, slug, exc.errors, headers)
     raise exc  # pragma: no cover - every ServiceError subclass is listed
 

@@ -9,10 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gsnn_edges.service.errors import ServiceUnavailableError
 from gsnn_edges.service.settings import Settings
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_411_902  # arbitrary advisory lock id for schema upgrades
 
@@ -46,9 +49,20 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that is closed (and rolled back if uncommitted) on exit."""
-        with self.sessionmaker() as session:
-            yield session
+        """A session that is closed (and rolled back if uncommitted) on exit.
+
+        Raises:
+            ServiceUnavailableError: the database cannot be reached or is locked (the API
+                answers 503 with Retry-After instead of a 500).
+        """
+        try:
+            with self.sessionmaker() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            log.warning("database unavailable: %s", exc)
+            raise ServiceUnavailableError(
+                "the database is unavailable; retry in a few seconds"
+            ) from exc
 
     def migrate(self) -> None:
         """Upgrade the schema to the newest Alembic revision (serialised across processes)."""
