@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.limits import AuthBeforeBody, BodySizeLimit
+from api.limits import AuthBeforeBody, BodySizeLimit, LoopbackOnly
 from api.observability import Metrics, MetricsMiddleware
 from api.routes import datasets, graphs, jobs, ops, results
 from gsnn_edges.service.context import Enqueue, ServiceContext
@@ -75,5 +75,7 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AuthBeforeBody, keys=settings.tenant_keys)  # runs before the limit
+    if not settings.auth_enabled:
+        app.add_middleware(LoopbackOnly)  # ahead of everything but the metrics
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
     return app

@@ -1,6 +1,9 @@
-"""Limits applied before a request body is read: authentication, then the body's size."""
+"""Limits applied before a request body is read: who may call (loopback only without API
+keys), authentication, then the body's size."""
 
 from __future__ import annotations
+
+import ipaddress
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -9,6 +12,49 @@ from api.errors import BodyTooLarge, problem_response
 from gsnn_edges.service.errors import AuthenticationError
 
 _NO_BODY = {"GET", "HEAD", "OPTIONS", "DELETE"}
+
+
+def _loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_host_header(value: str) -> bool:
+    """Whether a ``Host`` header names this machine (``localhost``, ``127.x``, ``[::1]``,
+    with or without a port)."""
+    host = value.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":")[0]
+    return host == "localhost" or _loopback_ip(host)
+
+
+class LoopbackOnly:
+    """Pure ASGI middleware for unauthenticated mode (no ``GSNN_EDGES_API_KEYS``), however
+    the app is launched: a caller that is not on this machine gets 403, and so does a
+    request whose ``Host`` is not a loopback name, which is what a DNS-rebinding page in
+    the user's browser would send (its own domain, resolved to 127.0.0.1)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if client is None or not _loopback_ip(client[0]):
+            detail = "this server has no API keys and serves loopback callers only"
+        elif not loopback_host_header(host):
+            detail = f"Host {host!r} is not a loopback name (DNS rebinding guard)"
+        else:
+            await self.app(scope, receive, send)
+            return
+        await problem_response(403, detail, "forbidden")(scope, receive, send)
 
 
 class AuthBeforeBody:

@@ -46,5 +46,9 @@ def job_body(graph_id, dataset_id, **blocks) -> dict:
     return body
 
 
+# Without API keys the app serves loopback callers with a loopback Host only.
+LOCAL = {"base_url": "http://127.0.0.1", "client": ("127.0.0.1", 50000)}
+
+
 def make_client(tmp_path, queue, **overrides) -> TestClient:
-    return TestClient(make_app(tmp_path / "data", queue.append, **overrides))
+    return TestClient(make_app(tmp_path / "data", queue.append, **overrides), **LOCAL)

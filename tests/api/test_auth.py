@@ -55,3 +55,37 @@ def test_auth_unauthenticated_upload_is_refused_before_its_body_is_read(auth_cli
     pulled.clear()
     ok = auth_client.post("/v1/datasets", content=body(), headers={**headers, **bearer("a")})
     assert ok.status_code in (400, 422) and len(pulled) == 20  # a valid key gets its body read
+
+
+def test_unauthenticated_mode_serves_loopback_callers_only(tmp_path):
+    """Without API keys, however the app is launched: a remote caller is 403, and so is a
+    loopback caller whose Host is not a loopback name (a DNS-rebinding page)."""
+    from fastapi.testclient import TestClient
+
+    from apihelpers import make_app
+
+    app = make_app(tmp_path / "data", [].append)
+    cases = [
+        ({"base_url": "http://127.0.0.1:8000", "client": ("127.0.0.1", 1)}, 200),
+        ({"base_url": "http://localhost", "client": ("::1", 1)}, 200),
+        ({"base_url": "http://[::1]:8000", "client": ("127.0.0.2", 1)}, 200),
+        ({"base_url": "http://127.0.0.1", "client": ("10.0.0.5", 1)}, 403),
+        ({"base_url": "http://rebind.example", "client": ("127.0.0.1", 1)}, 403),
+        ({"base_url": "http://127.0.0.1.rebind.example", "client": ("127.0.0.1", 1)}, 403),
+    ]
+    for kwargs, status in cases:
+        with TestClient(app, **kwargs) as c:
+            resp = c.get("/v1/graphs")
+            assert resp.status_code == status, (kwargs, resp.text)
+            if status == 403:
+                assert_problem(resp, 403, "loopback")
+
+
+def test_authenticated_mode_serves_remote_callers(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from apihelpers import make_app
+
+    app = make_app(tmp_path / "data", [].append, api_keys="a:key-a")
+    with TestClient(app, base_url="http://api.example", client=("10.0.0.5", 1)) as c:
+        assert c.get("/v1/graphs", headers={"Authorization": "Bearer key-a"}).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apihelpers import assert_problem, job_body, make_client, upload
+from apihelpers import LOCAL, assert_problem, job_body, make_client, upload
 
 
 def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, dataset_id):
@@ -87,7 +87,7 @@ def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
     from gsnn_edges.service.settings import Settings
 
     dead = Settings(data_dir=tmp_path / "d", broker_url="redis://127.0.0.1:1/0", api_keys="")
-    with TestClient(create_app(dead, run_reaper=False)) as client:
+    with TestClient(create_app(dead, run_reaper=False), **LOCAL) as client:
         gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
         did = upload(client, gid, frame.to_csv(index=False).encode()).json()["id"]
         resp = client.post("/v1/jobs", json=job_body(gid, did))
