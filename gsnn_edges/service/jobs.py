@@ -140,6 +140,8 @@ def _enqueue(ctx: ServiceContext, job_id: str) -> None:
         with ctx.db.session() as session:
             repo.fail_queued(session, job_id, error)
         raise ServiceUnavailableError(f"the job queue is unavailable: {exc}") from exc
+    with ctx.db.session() as session:  # after the send: a lost record only means a resend
+        repo.mark_sent(session, job_id)
 
 
 def get_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:

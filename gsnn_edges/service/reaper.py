@@ -1,9 +1,17 @@
-"""The stale-job reaper: no job stays ``running`` after its worker died.
+"""The stale-job reaper: no job stays ``running`` after its worker died, and no job
+waits forever for a lost queue message.
 
 A running job whose heartbeat is older than ``stale_after_s`` lost its worker (killed,
 out of memory, machine gone). The reaper drops the claim and re-queues it while
 ``attempts < max_attempts`` (status stays ``running``, so it only moves forward), and
 otherwise fails it with a reason. A job whose cancellation was requested is cancelled.
+
+A queued (or released) job whose last message is older than ``stale_after_s`` may have
+lost it (API killed between commit and enqueue, broker flushed or restarted, a crash
+after the file transport consumed it): the reaper sends it again, with backoff (the
+``k``-th re-send waits ``stale_after_s * 2^(k-1)`` after the previous message), so a job
+that is merely waiting in a busy queue gets a handful of duplicate messages over hours,
+not one per reaper period. Duplicates are harmless: a claim succeeds once.
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
     Returns:
         Counts of ``requeued``, ``failed`` and ``cancelled`` jobs.
     """
-    cutoff = (now or utcnow()) - timedelta(seconds=ctx.settings.stale_after_s)
-    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=ctx.settings.stale_after_s)
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0, "resent": 0}
     with ctx.db.session() as session:
         stale_jobs = repo.find_stale_jobs(session, cutoff)
     for stale in stale_jobs:
@@ -47,11 +56,36 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
             elif stale.claim_token is not None and stale.attempts >= ctx.settings.max_attempts:
                 error = _lost_error(ctx, stale.attempts)
                 counts["failed"] += repo.end_stale(session, stale, cutoff, "failed", error)
-            elif repo.release_stale(session, stale, cutoff):
+            elif repo.release_stale(session, stale, cutoff, now):
                 log.warning("re-queueing job %s (attempt %d lost)", stale.id, stale.attempts)
                 ctx.enqueue(stale.id)
                 counts["requeued"] += 1
+    counts["resent"] = _resend_lost_messages(ctx, now)
     return counts
+
+
+# the longest wait between two re-sends of one job's message, in stale periods
+_MAX_BACKOFF = 64
+
+
+def _resend_lost_messages(ctx: ServiceContext, now: datetime) -> int:
+    stale = ctx.settings.stale_after_s
+    with ctx.db.session() as session:
+        overdue = repo.find_unclaimed_jobs(session, now - timedelta(seconds=stale))
+    resent = 0
+    for job in overdue:  # a loop over overdue jobs, not a per-request path
+        wait = stale * min(2 ** max(job.sends - 1, 0), _MAX_BACKOFF)
+        if now - job.last_sent < timedelta(seconds=wait):
+            continue
+        with ctx.db.session() as session:
+            if not repo.take_resend(session, job, now):
+                continue
+        log.warning(
+            "re-sending job %s (message %d, the last one may be lost)", job.id, job.sends + 1
+        )
+        ctx.enqueue(job.id)
+        resent += 1
+    return resent
 
 
 class ReaperThread(threading.Thread):

@@ -235,10 +235,11 @@ class StaleJob:
 
 
 def find_stale_jobs(session: Session, cutoff: datetime) -> list[StaleJob]:
-    """Running jobs whose heartbeat is older than ``cutoff``."""
+    """Claimed running jobs whose heartbeat is older than ``cutoff`` (a released job has
+    no claim; :func:`find_unclaimed_jobs` looks after its message)."""
     rows = session.execute(
         select(Job.id, Job.claim_token, Job.attempts, Job.cancel_requested).where(
-            Job.status == "running", Job.heartbeat_at < cutoff
+            Job.status == "running", Job.claim_token.is_not(None), Job.heartbeat_at < cutoff
         )
     ).all()
     session.rollback()
@@ -254,10 +255,61 @@ def _stale(stale: StaleJob, cutoff: datetime) -> list:
     return [Job.status == "running", token, Job.heartbeat_at < cutoff]
 
 
-def release_stale(session: Session, stale: StaleJob, cutoff: datetime) -> bool:
-    """Drop a lost worker's claim so the job can be claimed again (status stays running)."""
+def release_stale(
+    session: Session, stale: StaleJob, cutoff: datetime, now: datetime | None = None
+) -> bool:
+    """Drop a lost worker's claim so the job can be claimed again (status stays running),
+    counting the message the caller sends next (at ``now``, the reaper pass's clock)."""
+    now = now or utcnow()
     return _update(
-        session, stale.id, _stale(stale, cutoff), claim_token=None, heartbeat_at=utcnow()
+        session,
+        stale.id,
+        _stale(stale, cutoff),
+        claim_token=None,
+        heartbeat_at=now,
+        sends=Job.sends + 1,
+        sent_at=now,
+    )
+
+
+def mark_sent(session: Session, job_id: str) -> None:
+    """Record that a queue message for the job was sent now."""
+    _update(session, job_id, [], sends=Job.sends + 1, sent_at=utcnow())
+
+
+@dataclass(frozen=True)
+class UnclaimedJob:
+    id: str
+    sends: int
+    last_sent: datetime
+
+
+def _unclaimed() -> list:
+    running_released = (Job.status == "running") & Job.claim_token.is_(None)
+    return [(Job.status == "queued") | running_released, Job.cancel_requested.is_(False)]
+
+
+def find_unclaimed_jobs(session: Session, cutoff: datetime) -> list[UnclaimedJob]:
+    """Queued or released jobs whose last message (or creation, if none was sent) is
+    older than ``cutoff``: their message may be lost."""
+    last = func.coalesce(Job.sent_at, Job.created_at)
+    rows = session.execute(
+        select(Job.id, Job.sends, last.label("last")).where(*_unclaimed(), last < cutoff)
+    ).all()
+    session.rollback()
+    return [UnclaimedJob(r.id, int(r.sends), r.last) for r in rows]
+
+
+def take_resend(session: Session, job: UnclaimedJob, now: datetime | None = None) -> bool:
+    """Count one more message for a still-unclaimed job, sent at ``now``; False when
+    another reaper (or a claim) got there first, so each overdue message is re-sent
+    once."""
+    return _update(
+        session,
+        job.id,
+        [*_unclaimed(), Job.sends == job.sends],
+        sends=Job.sends + 1,
+        sent_at=now or utcnow(),
     )
 
 

@@ -78,7 +78,7 @@ def test_jobs_reaper_requeues_then_fails_lost_job(ctx, queue, job_inputs) -> Non
     job = _submit(ctx, job_inputs).job
     assert _claim(ctx, job.id, "a")
     later = utcnow() + timedelta(seconds=60)
-    assert reap_stale_jobs(ctx) == {"requeued": 0, "failed": 0, "cancelled": 0}
+    assert reap_stale_jobs(ctx) == {"requeued": 0, "failed": 0, "cancelled": 0, "resent": 0}
     assert reap_stale_jobs(ctx, now=later)["requeued"] == 1
     assert queue == [job.id, job.id] and get_job(ctx, "t1", job.id).status == "running"
     assert _claim(ctx, job.id, "b")  # second attempt
@@ -94,3 +94,42 @@ def test_jobs_reaper_cancels_lost_job_with_cancel_request(ctx, job_inputs) -> No
     cancel_job(ctx, "t1", job.id)
     assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["cancelled"] == 1
     assert get_job(ctx, "t1", job.id).status == "cancelled"
+
+
+def test_jobs_reaper_resends_a_lost_message_with_backoff(ctx, queue, job_inputs) -> None:
+    """A queued job whose message was lost (here: the queue dropped it) is sent again
+    after stale_after_s (5 s here), then at doubling intervals, never once per period;
+    the duplicates are harmless because only one claim succeeds."""
+    job = _submit(ctx, job_inputs).job
+    queue.clear()  # the broker lost the message
+    t0 = utcnow()
+    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    assert reap_stale_jobs(ctx, now=at(4))["resent"] == 0  # not overdue yet
+    assert reap_stale_jobs(ctx, now=at(6))["resent"] == 1 and queue == [job.id]
+    resent = [reap_stale_jobs(ctx, now=at(s))["resent"] for s in range(7, 40)]
+    # after the first re-send at 6 s: the next waits 5 * 2 s, then 5 * 4 s
+    assert sum(resent) == 2 and queue == [job.id] * 3
+    assert _claim(ctx, job.id, "a") and not _claim(ctx, job.id, "b")
+    assert reap_stale_jobs(ctx, now=at(41))["resent"] == 0  # claimed: nothing to resend
+
+
+def test_jobs_reaper_resends_a_job_whose_enqueue_never_happened(ctx, queue, job_inputs) -> None:
+    """The API died between committing the job and sending its message (sent_at empty):
+    the job's creation time starts the clock."""
+    job = _submit(ctx, job_inputs).job
+    with ctx.db.session() as s:
+        repo._update(s, job.id, [], sends=0, sent_at=None)
+    queue.clear()
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=6))["resent"] == 1
+    assert queue == [job.id] and get_job(ctx, "t1", job.id).sends == 1
+
+
+def test_jobs_released_job_is_not_requeued_every_period(ctx, queue, job_inputs) -> None:
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a")
+    t0 = utcnow()
+    assert reap_stale_jobs(ctx, now=t0 + timedelta(seconds=6))["requeued"] == 1
+    queue.clear()
+    counts = [reap_stale_jobs(ctx, now=t0 + timedelta(seconds=s)) for s in range(7, 20)]
+    assert sum(c["requeued"] for c in counts) == 0  # the old reaper re-released it each time
+    assert sum(c["resent"] for c in counts) == 1 and queue == [job.id]  # one resend at +10 s
