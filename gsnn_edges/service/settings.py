@@ -43,7 +43,12 @@ class Settings(BaseSettings):
     )
     job_time_limit_s: int = Field(24 * 3600, gt=0, description="Hard limit for one job.")
     heartbeat_interval_s: float = Field(10.0, gt=0, description="Worker heartbeat period.")
-    stale_after_s: float = Field(120.0, gt=0, description="Heartbeat age that marks a job lost.")
+    stale_after_s: float = Field(
+        120.0,
+        gt=0,
+        description="Heartbeat age that marks a job lost; also the age of a queued job's "
+        "message after which the reaper sends it again (then at doubling intervals).",
+    )
     max_attempts: int = Field(3, ge=1, description="Claims before a lost job is failed.")
     reaper_interval_s: float = Field(30.0, gt=0, description="Period of the stale-job reaper.")
     queue_name: str = Field("gsnn_edges", description="Celery queue of training jobs.")
