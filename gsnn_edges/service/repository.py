@@ -139,7 +139,9 @@ def request_cancel(session: Session, job_id: str) -> None:
 
 
 def fail_queued(session: Session, job_id: str, error: dict) -> bool:
-    """Fail a job that never started (e.g. the broker refused it)."""
+    """Fail a job that never started (e.g. the broker refused it). Its Idempotency-Key is
+    released: the client was told to retry (503), and a retry with the same key must
+    create a job that can run, not replay this one forever."""
     return _update(
         session,
         job_id,
@@ -147,6 +149,7 @@ def fail_queued(session: Session, job_id: str, error: dict) -> bool:
         status="failed",
         error=error,
         finished_at=utcnow(),
+        idempotency_key=None,
     )
 
 

@@ -97,6 +97,36 @@ def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
         assert jobs[0]["error"]["type"] == "BrokerUnavailable"
 
 
+def test_jobs_retry_after_a_failed_enqueue_creates_a_working_job(tmp_path, bench, frame):
+    """The same Idempotency-Key after a 503 (broker down) makes a new, queued job once the
+    broker is back, instead of replaying the failed one; a third call replays that one."""
+    sent: list[str] = []
+    broker_up = False
+
+    def enqueue(job_id: str) -> None:
+        if not broker_up:
+            raise ConnectionError("broker down")
+        sent.append(job_id)
+
+    from fastapi.testclient import TestClient
+
+    from apihelpers import make_app
+
+    with TestClient(make_app(tmp_path / "data", enqueue), **LOCAL) as c:
+        gid = c.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+        did = upload(c, gid, frame.to_csv(index=False).encode()).json()["id"]
+        hdr = {"Idempotency-Key": "retry-me"}
+        assert_problem(c.post("/v1/jobs", json=job_body(gid, did), headers=hdr), 503, "queue")
+        broker_up = True
+        second = c.post("/v1/jobs", json=job_body(gid, did), headers=hdr)
+        assert second.status_code == 202 and second.json()["status"] == "queued"
+        assert sent == [second.json()["id"]]
+        third = c.post("/v1/jobs", json=job_body(gid, did), headers=hdr)
+        assert third.status_code == 200 and third.json()["id"] == second.json()["id"]
+        statuses = sorted(j["status"] for j in c.get("/v1/jobs").json()["items"])
+        assert statuses == ["failed", "queued"] and len(sent) == 1
+
+
 def test_jobs_over_the_worker_memory_budget_are_422_at_submit(tmp_path, bench, frame):
     """The estimate grows with the square of the function nodes; a job over
     GSNN_EDGES_WORKER_MEMORY_MB is refused before anything is queued."""
