@@ -30,7 +30,9 @@ JOB_FILES = {
 class ArtifactStore:
     """Graph JSON, dataset Parquet and job results below ``root``.
 
-    Layout: ``graphs/<id>.json``, ``datasets/<id>.parquet``, ``jobs/<id>/<file>``.
+    Layout: ``graphs/<id>.json``, ``datasets/<id>.parquet``,
+    ``jobs/<id>/<attempt>/<file>`` (``jobs/<id>/<file>`` for jobs stored before attempts
+    had folders).
     """
 
     def __init__(self, root: Path) -> None:
@@ -118,5 +120,8 @@ class ArtifactStore:
         return f"datasets/{dataset_id}.parquet"
 
     @staticmethod
-    def job_key(job_id: str, what: str) -> str:
-        return f"jobs/{job_id}/{JOB_FILES[what]}"
+    def job_key(job_id: str, what: str, attempt: str | None = None) -> str:
+        """One result file of one attempt (its claim token): attempts never share files,
+        so a worker that lost its claim cannot overwrite the published attempt's."""
+        folder = f"jobs/{job_id}/{attempt}" if attempt else f"jobs/{job_id}"
+        return f"{folder}/{JOB_FILES[what]}"

@@ -94,6 +94,9 @@ class Job(Base):
     # deduplicates extra ones; the reaper re-sends lost ones with backoff)
     sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the claim token of the attempt whose result files are published (set in the same
+    # conditional update that makes the job succeeded: a fenced-out worker cannot)
+    result_attempt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -219,8 +219,13 @@ def finish_job(
     error: dict | None = None,
     device: str | None = None,
 ) -> bool:
-    """Move an owned running job to a terminal status; False when the claim was lost."""
+    """Move an owned running job to a terminal status; False when the claim was lost.
+
+    A succeeded job publishes the result files of this attempt (``token``) in the same
+    conditional update, so a fenced-out worker can neither finish nor publish."""
     values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
+    if status == "succeeded":
+        values["result_attempt"] = token
     if device is not None:
         values["device"] = device
     return _update(session, job_id, _owned(token), **values)

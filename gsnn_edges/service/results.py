@@ -11,6 +11,7 @@ import pandas as pd
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
 from gsnn_edges.service.jobs import get_job
+from gsnn_edges.service.models import Job
 
 EDGE_COLUMNS = [
     "src",
@@ -45,8 +46,18 @@ class EdgeQuery:
     candidates_only: bool = True
 
 
-def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> None:
-    """Raises NotFoundError, or ResultNotReadyError unless the job succeeded."""
+def result_key(ctx: ServiceContext, tenant: str, job_id: str, what: str) -> str:
+    """Artifact key of one published result file of a succeeded job.
+
+    Raises:
+        NotFoundError, ResultNotReadyError: see :func:`require_succeeded`.
+    """
+    job = require_succeeded(ctx, tenant, job_id)
+    return ctx.store.job_key(job_id, what, job.result_attempt)
+
+
+def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
+    """The job; raises NotFoundError, or ResultNotReadyError unless it succeeded."""
     job = get_job(ctx, tenant, job_id)
     if job.status != "succeeded":
         hint = (
@@ -57,6 +68,7 @@ def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> None:
         raise ResultNotReadyError(
             f"job {job_id!r} is {job.status}; results exist only once it has succeeded ({hint})"
         )
+    return job
 
 
 def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> pd.DataFrame:
@@ -65,8 +77,7 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
     The stored table comes from ``inference.edge_table`` (already sorted, with p/q-values)
     and a boolean mask keeps row order, so nothing is re-sorted; callers slice by position.
     """
-    require_succeeded(ctx, tenant, job_id)
-    frame = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
+    frame = ctx.store.read_parquet(result_key(ctx, tenant, job_id, "edges"))
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
     frame = frame.assign(**{k: v for k, v in _UNCONFIRMED.items() if k not in frame.columns})
     keep = np.ones(len(frame), dtype=bool)
@@ -118,19 +129,16 @@ def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[
 
 def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[str], np.ndarray]:
     """Function node names and ``W`` (``[N, N]``, ``W[i, j]`` scores ``nodes[i] -> nodes[j]``)."""
-    require_succeeded(ctx, tenant, job_id)
-    nodes = ctx.store.read_json(ctx.store.job_key(job_id, "nodes"))
-    return nodes, ctx.store.read_npy(ctx.store.job_key(job_id, "weights"))
+    nodes = ctx.store.read_json(result_key(ctx, tenant, job_id, "nodes"))
+    return nodes, ctx.store.read_npy(result_key(ctx, tenant, job_id, "weights"))
 
 
 def weights_npy_bytes(ctx: ServiceContext, tenant: str, job_id: str) -> bytes:
-    require_succeeded(ctx, tenant, job_id)
-    return ctx.store.read_bytes(ctx.store.job_key(job_id, "weights"))
+    return ctx.store.read_bytes(result_key(ctx, tenant, job_id, "weights"))
 
 
 def load_metrics(ctx: ServiceContext, tenant: str, job_id: str) -> dict:
-    require_succeeded(ctx, tenant, job_id)
-    return ctx.store.read_json(ctx.store.job_key(job_id, "metrics"))
+    return ctx.store.read_json(result_key(ctx, tenant, job_id, "metrics"))
 
 
 def evaluate(
@@ -143,8 +151,7 @@ def evaluate(
     """
     from gsnn_edges.metrics import edge_table_metrics
 
-    require_succeeded(ctx, tenant, job_id)
-    table = ctx.store.read_parquet(ctx.store.job_key(job_id, "edges"))
+    table = ctx.store.read_parquet(result_key(ctx, tenant, job_id, "edges"))
     try:
         _, summary = edge_table_metrics(table, positive_edges, top_k=tuple(top_k))
     except ValueError as exc:

@@ -120,7 +120,7 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
     if should_stop():
         raise _cancelled()
     result = train_joint(graph, data, spec, on_epoch=on_epoch, should_stop=should_stop)
-    store_results(ctx, job.id, result)
+    store_results(ctx, job.id, result, attempt=token)  # published by finish_job
     return result.device
 
 
@@ -130,12 +130,14 @@ def _cancelled() -> Exception:
     return TrainingCancelled("cancelled before training started")
 
 
-def store_results(ctx: ServiceContext, job_id: str, result: Any) -> None:
-    """Write W, node names, the edge table, metrics and model states of a TrainResult."""
+def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | None) -> None:
+    """Write W, node names, the edge table, metrics and model states of a TrainResult
+    into the attempt's own folder (``attempt``: its claim token)."""
     import numpy as np
     import torch
 
-    store, key = ctx.store, ctx.store.job_key
+    store = ctx.store
+    key = lambda job, what: store.job_key(job, what, attempt)  # noqa: E731
     store.write_npy(key(job_id, "weights"), np.asarray(result.weights, dtype=np.float32))
     store.write_json(key(job_id, "nodes"), list(result.node_names))
     # write_parquet drops the index; train_joint's metrics carry best_epoch, history, device

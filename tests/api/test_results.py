@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from gsnn_edges.client import unquote_csv_names
+from gsnn_edges.service.results import result_key
 from gsnn_edges.service.runner import run_job
+from gsnn_edges.service.settings import LOCAL_TENANT
 
 from apihelpers import assert_problem, job_body, upload
 
@@ -49,7 +51,7 @@ def test_results_edges_served_floats_round_trip(client, done):
     url = f"/v1/jobs/{done}/edges"
     items = client.get(url, params={"limit": 1000}).json()["items"]
     ctx = client.app.state.ctx
-    stored = ctx.store.read_parquet(ctx.store.job_key(done, "edges"))
+    stored = ctx.store.read_parquet(result_key(ctx, LOCAL_TENANT, done, "edges"))
     exact = stored.set_index(["src_func", "dst_func"])["q_value"]
     assert all(i["q_value"] == exact[(i["src"], i["dst"])] for i in items)  # bit-exact
     mid = items[len(items) // 2]
@@ -103,7 +105,7 @@ def test_results_weights_metrics_evaluate(client, done, bench):
 
 def test_results_weights_non_finite_are_null(client, done):
     ctx = client.app.state.ctx
-    key = ctx.store.job_key(done, "weights")
+    key = result_key(ctx, LOCAL_TENANT, done, "weights")
     w = ctx.store.read_npy(key)
     w[0, 1], w[1, 0] = np.nan, np.inf
     ctx.store.write_npy(key, w)

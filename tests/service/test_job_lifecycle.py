@@ -133,3 +133,40 @@ def test_jobs_released_job_is_not_requeued_every_period(ctx, queue, job_inputs) 
     counts = [reap_stale_jobs(ctx, now=t0 + timedelta(seconds=s)) for s in range(7, 20)]
     assert sum(c["requeued"] for c in counts) == 0  # the old reaper re-released it each time
     assert sum(c["resent"] for c in counts) == 1 and queue == [job.id]  # one resend at +10 s
+
+
+def test_jobs_fenced_out_worker_cannot_publish_or_overwrite(ctx, job_inputs) -> None:
+    """Worker A loses its claim (paused past the stale timeout), worker B re-runs the job
+    and publishes; when A wakes and writes its own results and tries to finish, the
+    served files stay B's, byte for byte (issue 9, item 10)."""
+    import numpy as np
+    import pandas as pd
+
+    from gsnn_edges.service.results import load_weights, result_key
+    from gsnn_edges.service.runner import store_results
+
+    def result(fill: float):
+        class R:  # the attributes store_results reads from a TrainResult
+            weights = np.full((2, 2), fill, dtype=np.float32)
+            node_names = ["f0", "f1"]
+            edges = pd.DataFrame({"src_idx": [0], "dst_idx": [1], "score": [fill]})
+            metrics = {"fill": fill}
+            model_state = {}
+            regressor_state = {}
+
+        return R()
+
+    job = _submit(ctx, job_inputs).job
+    assert _claim(ctx, job.id, "a")
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["requeued"] == 1
+    assert _claim(ctx, job.id, "b")
+    store_results(ctx, job.id, result(2.0), attempt="b")
+    with ctx.db.session() as s:
+        assert repo.finish_job(s, job.id, "b", "succeeded", device="cpu")
+    published = ctx.store.read_bytes(result_key(ctx, "t1", job.id, "weights"))
+    store_results(ctx, job.id, result(1.0), attempt="a")  # A wakes up and writes
+    with ctx.db.session() as s:
+        assert not repo.finish_job(s, job.id, "a", "succeeded", device="cpu")
+    assert get_job(ctx, "t1", job.id).result_attempt == "b"
+    assert ctx.store.read_bytes(result_key(ctx, "t1", job.id, "weights")) == published
+    assert float(load_weights(ctx, "t1", job.id)[1][0, 0]) == 2.0

@@ -19,7 +19,8 @@ def test_worker_trains_job_to_succeeded(ctx, worker, inputs, log_path):
     job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 90, log_path)
     assert job.status == "succeeded", job.error
     assert job.progress["epoch"] == 2 and job.attempts == 1 and job.device == "cpu"
-    assert ctx.store.path(ctx.store.job_key(job_id, "edges")).exists()
+    assert job.result_attempt  # the attempt's own folder is the published one
+    assert ctx.store.path(ctx.store.job_key(job_id, "edges", job.result_attempt)).exists()
 
 
 def test_worker_failing_training_ends_failed_with_reason(ctx, worker, inputs, log_path):
