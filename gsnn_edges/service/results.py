@@ -128,8 +128,21 @@ def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[
 
 
 def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[str], np.ndarray]:
-    """Function node names and ``W`` (``[N, N]``, ``W[i, j]`` scores ``nodes[i] -> nodes[j]``)."""
+    """Function node names and ``W`` (``[N, N]``, ``W[i, j]`` scores ``nodes[i] -> nodes[j]``)
+    for the JSON answer.
+
+    Raises:
+        InvalidInputError: ``N^2`` is over ``GSNN_EDGES_MAX_JSON_WEIGHTS`` (checked from the
+            node list, before W is read): the client should fetch ``?format=npy``.
+    """
     nodes = ctx.store.read_json(result_key(ctx, tenant, job_id, "nodes"))
+    limit = ctx.settings.max_json_weights
+    if len(nodes) ** 2 > limit:
+        raise InvalidInputError.at(
+            ["query", "format"],
+            f"W has {len(nodes)} x {len(nodes)} = {len(nodes) ** 2} entries, over the JSON "
+            f"limit of {limit} (setting GSNN_EDGES_MAX_JSON_WEIGHTS): fetch ?format=npy",
+        )
     return nodes, ctx.store.read_npy(result_key(ctx, tenant, job_id, "weights"))
 
 

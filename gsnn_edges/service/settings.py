@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "footer before decoding, so a small compressed file cannot expand past 8 bytes "
         "per allowed cell.",
     )
+    max_json_weights: int = Field(
+        1_000_000,
+        gt=0,
+        description="Entries of W served as JSON (GET .../weights); larger W answer 422 "
+        "pointing to ?format=npy, which streams the raw array.",
+    )
     worker_memory_mb: float = Field(
         16384.0,
         gt=0,

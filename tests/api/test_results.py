@@ -139,3 +139,19 @@ def test_results_csv_export_cannot_run_formulas(client, queue, bench, frame):
         i["dst"] for i in items
     ]
     assert set(TRICKY.values()) <= set(back.src)
+
+
+def test_results_large_weights_point_to_npy(tmp_path, queue, bench, frame):
+    """W over GSNN_EDGES_MAX_JSON_WEIGHTS entries is a 422 naming ?format=npy (the node
+    list decides, W is not read); the raw array still comes."""
+    from apihelpers import make_client
+
+    with make_client(tmp_path, queue, max_json_weights=100) as c:  # 12 x 12 = 144 > 100
+        gid = c.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
+        did = upload(c, gid, frame.to_csv(index=False).encode()).json()["id"]
+        job = c.post("/v1/jobs", json=job_body(gid, did)).json()
+        assert run_job(c.app.state.ctx, queue.pop()) == "succeeded"
+        body = assert_problem(c.get(f"/v1/jobs/{job['id']}/weights"), 422, r"format=npy")
+        assert "GSNN_EDGES_MAX_JSON_WEIGHTS" in body["detail"]
+        raw = c.get(f"/v1/jobs/{job['id']}/weights", params={"format": "npy"})
+        assert np.load(io.BytesIO(raw.content)).shape == (12, 12)
