@@ -29,29 +29,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, FLOAT_EDGE_COLUMNS
+
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _PAGE_MAX = 1000  # the API's largest page
-# Columns of GET /v1/jobs/{id}/edges, in the API's order.
-EDGE_COLUMNS = (
-    "src",
-    "dst",
-    "score",
-    "p_value",
-    "q_value",
-    "has_edge",
-    "confirmed",
-    "effect",
-    "confirm_p_value",
-    "confirm_q_value",
-)
-_FLOAT_EDGE_COLUMNS = (
-    "score",
-    "p_value",
-    "q_value",
-    "effect",
-    "confirm_p_value",
-    "confirm_q_value",
-)
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 Edge = Sequence[str]
@@ -62,7 +43,7 @@ def unquote_csv_names(frame: pd.DataFrame) -> pd.DataFrame:
     as formulas (one leading ``'`` before ``= + - @``, tab, CR or ``'``)."""
     out = frame.copy()
     for col in ("src", "dst"):
-        out[col] = out[col].astype(str).str.replace(r"^'(?=[=+\-@\t\r'])", "", regex=True)
+        out[col] = out[col].astype(str).str.replace(f"^'(?=[{CSV_QUOTED_START}])", "", regex=True)
     return out
 
 
@@ -381,7 +362,7 @@ class Client:
                 break
         frame = pd.DataFrame(rows, columns=list(EDGE_COLUMNS))
         # JSON nulls (unscored, unconfirmed) become NaN, as the CSV path reads them
-        return frame.astype({c: float for c in _FLOAT_EDGE_COLUMNS})
+        return frame.astype(dict.fromkeys(FLOAT_EDGE_COLUMNS, float))
 
     def weights(self, job_id: str) -> tuple[list[str], np.ndarray]:
         """``(nodes, W)`` with ``W[i, j]`` for ``nodes[i] -> nodes[j]``.

@@ -38,7 +38,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC curve with one point per distinct score threshold, starting at (0, 0).
+    """ROC curve with one point per distinct score threshold, starting at (0, 0). A NaN
+    score (a pair the scorer cannot score) ranks last, as in :func:`score_matrix_metrics`.
 
     Shapes:
         scores, labels: [M]; returns fpr, tpr: [T + 1] for T distinct scores.
@@ -46,9 +47,11 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     scores, labels = np.asarray(scores, dtype=float).ravel(), np.asarray(labels).ravel()
     if scores.shape != labels.shape:
         raise ValueError(f"scores has {scores.size} entries but labels has {labels.size}")
+    scores = np.where(np.isnan(scores), -np.inf, scores)
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], labels[order].astype(bool)
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1] if s.size else np.zeros(0, int)
+    # thresholds end where the score changes (!= rather than diff: -inf - -inf is NaN)
+    last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1] if s.size else np.zeros(0, int)
     tps = np.cumsum(y)[last]
     fps = last + 1 - tps
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -259,6 +262,26 @@ def score_matrix_metrics(
     """
     S, pos, scored, non_edge = _category_masks(S, in_graph, positives, exclude, exclude_self)
     return _metrics_from_masks(S, pos, scored, non_edge, top_k)[0]
+
+
+def named_pair_metrics(
+    S: np.ndarray,
+    in_graph: np.ndarray,
+    names: Sequence[str],
+    positive_edges: Iterable[Sequence[str]],
+    *,
+    exclude: Iterable[Sequence[str]] | None = None,
+    top_k: Sequence[int] = (1, 3, 5),
+) -> dict[str, float]:
+    """:func:`score_matrix_metrics` of held-out ``(src, dst)`` function-node name pairs:
+    the one home of "score my held-out edges" for every scorer.
+
+    Raises:
+        ValueError: a positive or excluded pair names an unknown node.
+    """
+    pos = pair_indices(positive_edges, names, "positive edge")
+    exc = pair_indices(exclude or (), names, "excluded edge")
+    return score_matrix_metrics(S, in_graph, pos, exclude=exc, top_k=tuple(top_k))
 
 
 # --------------------------------------------------------------------------- tables

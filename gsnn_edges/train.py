@@ -436,11 +436,8 @@ class _EpochLoop:
             ("test_edges", self.test_edges, self.val_edges),
         ):
             if pos:
-                out[key] = edge_metrics.score_matrix_metrics(
-                    scores.scores,
-                    in_graph,
-                    edge_metrics.pair_indices(pos, names),
-                    exclude=edge_metrics.pair_indices(other, names) if other else None,
+                out[key] = edge_metrics.named_pair_metrics(
+                    scores.scores, in_graph, names, pos, exclude=other
                 )
         return out
 

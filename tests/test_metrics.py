@@ -89,6 +89,16 @@ def test_roc_curve_endpoints_and_area():
     assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(scores, labels))
 
 
+def test_roc_curve_ranks_nan_scores_last_as_one_threshold():
+    scores = np.array([0.9, np.nan, 0.4, np.nan, 0.1])
+    labels = np.array([True, True, False, False, True])
+    fpr, tpr = roc_curve(scores, labels)
+    same = roc_curve(np.array([0.9, -1.0, 0.4, -1.0, 0.1]), labels)  # NaN = below all
+    np.testing.assert_array_equal(fpr, same[0])
+    np.testing.assert_array_equal(tpr, same[1])
+    assert fpr.size == 5  # 4 distinct thresholds: both NaNs tie
+
+
 def test_bh_qvalues_hand_computed():
     # sorted: 0.01 (k=1) -> 0.04, 0.03 (k=2) -> 0.06, 0.04 (k=3) -> 0.0533, 0.2 (k=4) -> 0.2
     # monotone from the top: 0.04, 0.0533, 0.0533, 0.2

@@ -99,8 +99,7 @@ def _plot(run: BenchmarkRun, path: Path) -> None:
     )
     ax1.legend()
     table = edge_labels(run.result.edges, run.test_edges, run.val_edges)
-    score = table.score.to_numpy()
-    fpr, tpr = roc_curve(np.where(np.isnan(score), -np.inf, score), table.label.to_numpy())
+    fpr, tpr = roc_curve(table.score.to_numpy(), table.label.to_numpy())
     auc = run.result.metrics["test"]["edges"]["auc"]
     ax2.plot(fpr, tpr, label=f"{run.result.metrics['scorer']} (AUC {auc:.3f})")
     ax2.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)

@@ -54,6 +54,7 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
     model_device,
@@ -64,9 +65,6 @@ from gsnn_edges.inference.magnitudes import (
 from gsnn_edges.metrics import bh_qvalues
 
 __all__ = ["CONFIRM_COLUMNS", "EdgeConfirmation", "confirm_edges", "with_confirmation"]
-
-# Columns a confirmation adds to an edge table (NaN / False for unconfirmed pairs).
-CONFIRM_COLUMNS = ("confirmed", "effect", "confirm_p_value", "confirm_q_value")
 
 # Adam passes over the training rows and rate of every variant's fit. Chosen for one
 # joint fit on one seed each of the benchmark (missing edges) and two complete graphs
@@ -114,34 +112,34 @@ class EdgeConfirmation:
 def with_confirmation(
     edges: pd.DataFrame, confirmation: EdgeConfirmation | None = None
 ) -> pd.DataFrame:
-    """``edges`` (an edge table with ``src_idx`` / ``dst_idx``) with the
+    """``edges`` (an :func:`~gsnn_edges.inference.edge_table.edge_table`) with the
     :data:`CONFIRM_COLUMNS` filled from ``confirmation`` where a pair was confirmed:
-    unconfirmed pairs get ``confirmed=False`` and NaN, never a made-up p-value."""
+    unconfirmed pairs keep :data:`~gsnn_edges.edge_columns.UNCONFIRMED`, never a made-up
+    p-value.
+
+    Raises:
+        ValueError: a confirmed pair is not a row of ``edges``.
+    """
     n = len(edges)
-    out = edges.assign(
-        confirmed=np.zeros(n, dtype=bool),
-        effect=np.full(n, np.nan),
-        confirm_p_value=np.full(n, np.nan),
-        confirm_q_value=np.full(n, np.nan),
-    )
+    out = edges.assign(**{k: np.full(n, v) for k, v in UNCONFIRMED.items()})
     if confirmation is None or confirmation.src.size == 0:
         return out
-    width = int(max(edges["src_idx"].max(), edges["dst_idx"].max(), 0)) + 1
-    width = max(width, int(confirmation.src.max()) + 1, int(confirmation.dst.max()) + 1)
-    row_of = pd.Series(
-        np.arange(n), index=edges["src_idx"].to_numpy() * width + edges["dst_idx"].to_numpy()
-    )
-    rows = row_of.reindex(confirmation.src * width + confirmation.dst).to_numpy()
-    if np.isnan(rows).any():
+    width = len(edges["src_func"].cat.categories)  # the node names the indices point into
+    row_of = np.full(width * width, -1)
+    row_of[edges["src_idx"].to_numpy() * width + edges["dst_idx"].to_numpy()] = np.arange(n)
+    pair = confirmation.src * width + confirmation.dst
+    known = (confirmation.src < width) & (confirmation.dst < width)
+    rows = np.where(known, row_of[np.where(known, pair, 0)], -1)
+    if (rows < 0).any():
         raise ValueError("a confirmed pair is not a row of the edge table")
-    rows = rows.astype(np.int64)
-    out.iloc[rows, out.columns.get_loc("confirmed")] = True
-    for col, values in (
-        ("effect", confirmation.effect),
-        ("confirm_p_value", confirmation.p_values),
-        ("confirm_q_value", confirmation.q_values),
-    ):
-        out.iloc[rows, out.columns.get_loc(col)] = values
+    values = {
+        "confirmed": True,
+        "effect": confirmation.effect,
+        "confirm_p_value": confirmation.p_values,
+        "confirm_q_value": confirmation.q_values,
+    }
+    for col, v in values.items():
+        out.iloc[rows, out.columns.get_loc(col)] = v
     return out
 
 
@@ -196,16 +194,14 @@ def confirm_edges(
     n_train = sum(int(b[0].shape[0]) for b in batches)
     if n_train == 0:
         raise ValueError("train_batches yielded no rows; nothing to fit")
-    m, p = len(pairs), len(model.ResBlocks) - 1
+    m = len(pairs)
     # variant 0 holds every candidate, variant m + 1 all but candidate m; each is fitted
     # the same way from 0 (paired: same rows, same steps, no random numbers)
     keep = torch.cat([torch.ones(1, m, device=device), 1 - torch.eye(m, device=device)])
-    init = torch.zeros(m + 1, m, p, device=device)
+    edges = _CandidateEdges(model, src, dst)
     chunk_rows = chunk_rows or rows_per_chunk(model)
-    thetas = _train(model, src, dst, init, keep, batches, epochs, lr, chunk_rows)
-    losses = _losses(
-        model, src, dst, thetas, x_heldout.to(device), y_heldout.to(device), chunk_rows
-    )
+    thetas = _train(edges, keep, batches, epochs, lr, chunk_rows)
+    losses = _losses(edges, thetas, x_heldout.to(device), y_heldout.to(device), chunk_rows)
     d = losses[1:] - losses[:1]  # loss without candidate m minus loss with all
     effect, p = _paired_t(d.double().cpu().numpy())
     return EdgeConfirmation(
@@ -220,35 +216,62 @@ def confirm_edges(
     )
 
 
+class _CandidateEdges:
+    """The ``M`` candidate edges of one confirmation on a fixed model: what a forward pass
+    with ``k`` weight variants side by side needs, built once per confirmation rather than
+    per batch (the destinations' one-hot matrix, the channel layout)."""
+
+    def __init__(self, model: nn.Module, src: Tensor, dst: Tensor) -> None:
+        self.model, self.src = model, src
+        self.groups, self.n_nodes = model.channel_groups, model.n_function
+        self.size = uniform_group_size(self.groups, self.n_nodes)
+        self.onehot_dst = torch.nn.functional.one_hot(dst, self.n_nodes).float()  # [M, N]
+        self.n_pairs = len(model.ResBlocks) - 1
+
+    def predict(self, x: Tensor, thetas: Tensor) -> Tensor:
+        """The model's outputs ``[k, n, n_out]`` for rows ``x`` ``[n, n_inputs]`` with the
+        candidates added at each of ``k`` weight variants ``thetas`` ``[k, M, P]``, as one
+        batch of ``k * n`` rows (variant-major); the caller holds :func:`probe_mode`."""
+        k, n = thetas.shape[0], x.shape[0]
+
+        def shift(layer: int) -> Tensor | None:
+            if layer == 0:
+                return None
+            h = self.model.ResBlocks[layer - 1]._last_activation  # [k * n, C]
+            t = node_sums(h, self.groups, self.n_nodes, self.size)
+            t = t.view(k, n, self.n_nodes)[..., self.src]  # [k, n, M]
+            node_add = (t * thetas[:, None, :, layer - 1]) @ self.onehot_dst  # [k, n, N]
+            return node_add.index_select(2, self.groups).reshape(k * n, -1)
+
+        return self.model(x.repeat(k, 1), pre_norm_shift=shift).view(k, n, -1)
+
+
 def _train(
-    model,
-    src,
-    dst,
-    init: Tensor,
+    edges: _CandidateEdges,
     keep: Tensor,
     batches: Sequence,
     epochs: int,
     lr: float,
     chunk_rows: int,
 ) -> Tensor:
-    """Variants of the candidate edges' weights ``[V, M, P]``, each trained by its own
-    Adam from ``init`` on the training batches (in their order, ``epochs`` passes) with
-    the network frozen and in eval mode; ``keep`` ``[V, M]`` (0/1) pins a variant's
-    dropped candidates at 0. Variants run side by side, chunks of ``k`` per batch."""
+    """Weight variants of the candidate edges ``[V, M, P]``, each trained by its own Adam
+    from 0 on the training batches (in their order, ``epochs`` passes) with the network
+    frozen and in eval mode; ``keep`` ``[V, M]`` (0/1) pins a variant's dropped
+    candidates at 0. Variants run side by side, chunks of ``k`` per batch."""
     out = []
     n_batch = max((len(b[0]) for b in batches), default=1)
     k_max = max(1, chunk_rows // n_batch)
-    for start in range(0, init.shape[0], k_max):  # a loop over chunks of variants
-        mask = keep[start : start + k_max, :, None].to(init.dtype)
-        theta = (init[start : start + k_max] * mask).clone().requires_grad_(True)
-        k = theta.shape[0]
+    device = keep.device
+    for start in range(0, keep.shape[0], k_max):  # a loop over chunks of variants
+        mask = keep[start : start + k_max, :, None]
+        theta = torch.zeros(mask.shape[0], mask.shape[1], edges.n_pairs, device=device)
+        theta.requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lr)
-        with probe_mode(model), torch.enable_grad():
+        with probe_mode(edges.model), torch.enable_grad():
             for _ in range(epochs):
                 for batch in batches:
-                    x, y = batch[0].to(init.device), batch[1].to(init.device)
-                    shift = _edge_shift(model, src, dst, theta * mask, k, len(x))
-                    pred = model(x.repeat(k, 1), pre_norm_shift=shift).view(k, len(x), -1)
+                    x, y = batch[0].to(device), batch[1].to(device)
+                    pred = edges.predict(x, theta * mask)
                     # a sum of the variants' own mean losses: each gets its own gradient
                     loss = (pred - y[None]).square().mean((1, 2)).sum()
                     (theta.grad,) = torch.autograd.grad(loss, theta)  # the network's untouched
@@ -257,38 +280,19 @@ def _train(
     return torch.cat(out)
 
 
-def _edge_shift(model, src: Tensor, dst: Tensor, thetas: Tensor, k: int, n: int):
-    """``pre_norm_shift`` adding ``k`` variants of the candidate edges (``thetas``
-    ``[k, M, P]``) to a batch of ``k * n`` rows (variant-major), read from the cached
-    activations of the block before."""
-    groups, n_nodes = model.channel_groups, model.n_function
-    size = uniform_group_size(groups, n_nodes)
-    onehot_dst = torch.nn.functional.one_hot(dst, n_nodes).to(thetas.dtype)  # [M, N]
-
-    def shift(layer: int) -> Tensor | None:
-        if layer == 0:
-            return None
-        h = model.ResBlocks[layer - 1]._last_activation  # [k * n, C]
-        t = node_sums(h, groups, n_nodes, size).view(k, n, n_nodes)[..., src]  # [k, n, M]
-        node_add = (t * thetas[:, None, :, layer - 1]) @ onehot_dst  # [k, n, N]
-        return node_add.index_select(2, groups).reshape(k * n, -1)
-
-    return shift
-
-
 @torch.no_grad()
-def _losses(model, src, dst, thetas, x, y, chunk_rows: int) -> Tensor:
-    """Per-row loss of each variant ``v`` of the model with the candidate edges at weights
-    ``thetas[v]`` (``[V, M, P]``), ``[V, n]``; chunks of variants run side by side."""
+def _losses(
+    edges: _CandidateEdges, thetas: Tensor, x: Tensor, y: Tensor, chunk_rows: int
+) -> Tensor:
+    """Per-row loss of each weight variant ``thetas[v]`` (``[V, M, P]``), ``[V, n]``;
+    chunks of variants run side by side."""
     n = x.shape[0]
     k_max = max(1, chunk_rows // n)
     out = torch.empty(thetas.shape[0], n, device=x.device)
-    with probe_mode(model):
+    with probe_mode(edges.model):
         for start in range(0, thetas.shape[0], k_max):  # a loop over chunks of variants
             th = thetas[start : start + k_max]
-            k = th.shape[0]
-            pred = model(x.repeat(k, 1), pre_norm_shift=_edge_shift(model, src, dst, th, k, n))
-            out[start : start + k] = (pred.view(k, n, -1) - y[None]).square().mean(2)
+            out[start : start + len(th)] = (edges.predict(x, th) - y[None]).square().mean(2)
     return out
 
 

@@ -30,7 +30,7 @@ from gsnn_edges.inference.moments import (
     combine_pairs,
     fisher_z_pvalues,
 )
-from gsnn_edges.metrics import pair_indices, score_matrix_metrics
+from gsnn_edges.metrics import named_pair_metrics
 
 SCORES = ("corr", "partial")
 
@@ -196,10 +196,10 @@ class MagnitudeEdgeInferer:
         See :func:`gsnn_edges.metrics.score_matrix_metrics`; in-graph pairs come from
         ``data`` and are not counted as negatives.
         """
-        pos = pair_indices(positive_edges, self.names, "positive edge")
-        exc = pair_indices(exclude or (), self.names, "excluded edge")
         S = self.score_matrix().cpu().numpy()
-        return score_matrix_metrics(S, self.in_graph, pos, exclude=exc, top_k=top_k)
+        return named_pair_metrics(
+            S, self.in_graph, self.names, positive_edges, exclude=exclude, top_k=top_k
+        )
 
     def __repr__(self) -> str:
         return (

@@ -21,7 +21,6 @@ from gsnn_edges.inference.magnitudes import (
     uniform_group_size,
 )
 from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
-from gsnn_edges.metrics import pair_indices
 from gsnn_edges.spec import SCORE_MODES
 
 _POST_NORM_OK = ("batch", "groupbatch", "none")
@@ -351,15 +350,13 @@ class MagnitudeEdgeRegressor(nn.Module):
             ``auc``, ``mrr``, ``top@k``, ``filtered_mrr``, ``filtered_top@k``,
             ``n_positives``.
         """
-        pos = pair_indices(positive_edges, self.node_names, "positive edge")
-        exc = pair_indices(exclude, self.node_names, "excluded edge") if exclude else None
-        return metrics.score_matrix_metrics(
+        return metrics.named_pair_metrics(
             self.score_matrix().cpu().numpy(),
             self.in_graph.cpu().numpy(),
-            pos,
-            exclude=exc,
-            exclude_self=True,
-            top_k=tuple(top_k),
+            self.node_names,
+            positive_edges,
+            exclude=exclude,
+            top_k=top_k,
         )
 
     @staticmethod

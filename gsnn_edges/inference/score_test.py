@@ -47,7 +47,7 @@ from gsnn_edges.inference.magnitudes import (
     probe_batches,
     uniform_group_size,
 )
-from gsnn_edges.metrics import pair_indices, score_matrix_metrics
+from gsnn_edges.metrics import named_pair_metrics
 
 __all__ = ["ScoreTestScorer"]
 
@@ -148,11 +148,11 @@ class ScoreTestScorer:
         top_k: Sequence[int] = (1, 3, 5),
         exclude: Iterable[Sequence[str]] | None = None,
     ) -> dict[str, float]:
-        """AUC / MRR / top@k of held-out ``(src, dst)`` pairs (see ``score_matrix_metrics``)."""
-        pos = pair_indices(positive_edges, self.names, "positive edge")
-        exc = pair_indices(exclude or (), self.names, "excluded edge")
+        """AUC / MRR / top@k of held-out ``(src, dst)`` pairs (see ``named_pair_metrics``)."""
         S = self.score_matrix().cpu().numpy()
-        return score_matrix_metrics(S, self.in_graph, pos, exclude=exc, top_k=top_k)
+        return named_pair_metrics(
+            S, self.in_graph, self.names, positive_edges, exclude=exclude, top_k=top_k
+        )
 
     def __repr__(self) -> str:
         return (

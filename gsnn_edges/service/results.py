@@ -8,30 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, UNCONFIRMED
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
 from gsnn_edges.service.jobs import get_job
 from gsnn_edges.service.models import Job
-
-EDGE_COLUMNS = [
-    "src",
-    "dst",
-    "score",
-    "p_value",
-    "q_value",
-    "has_edge",
-    "confirmed",
-    "effect",
-    "confirm_p_value",
-    "confirm_q_value",
-]
-# what a table stored before confirmation existed holds in its columns
-_UNCONFIRMED = {
-    "confirmed": False,
-    "effect": np.nan,
-    "confirm_p_value": np.nan,
-    "confirm_q_value": np.nan,
-}
 
 
 @dataclass(frozen=True)
@@ -52,8 +33,13 @@ def result_key(ctx: ServiceContext, tenant: str, job_id: str, what: str) -> str:
     Raises:
         NotFoundError, ResultNotReadyError: see :func:`require_succeeded`.
     """
+    return result_keys(ctx, tenant, job_id, what)[0]
+
+
+def result_keys(ctx: ServiceContext, tenant: str, job_id: str, *what: str) -> list[str]:
+    """:func:`result_key` of several files, with one look-up of the job."""
     job = require_succeeded(ctx, tenant, job_id)
-    return ctx.store.job_key(job_id, what, job.result_attempt)
+    return [ctx.store.job_key(job_id, w, job.result_attempt) for w in what]
 
 
 def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
@@ -79,7 +65,7 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
     """
     frame = ctx.store.read_parquet(result_key(ctx, tenant, job_id, "edges"))
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
-    frame = frame.assign(**{k: v for k, v in _UNCONFIRMED.items() if k not in frame.columns})
+    frame = frame.assign(**{k: v for k, v in UNCONFIRMED.items() if k not in frame.columns})
     keep = np.ones(len(frame), dtype=bool)
     if q.src is not None:
         keep &= (frame["src"] == q.src).to_numpy()
@@ -93,26 +79,17 @@ def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> 
         keep &= (frame["confirm_q_value"] <= q.max_confirm_q_value).to_numpy()
     if q.candidates_only:
         keep &= ~frame["has_edge"].to_numpy(bool)
-    return frame.loc[keep, EDGE_COLUMNS]
-
-
-# A spreadsheet treats a cell starting with one of =, +, -, @, tab or CR as a formula (CSV
-# injection); names starting with the escape quote itself are quoted too, so that
-# removing one leading quote (the client does) restores every name exactly.
-FORMULA_START = r"^[=+\-@\t\r']"
+    return frame.loc[keep, list(EDGE_COLUMNS)]
 
 
 def neutralise_formulas(names: pd.Series) -> pd.Series:
     """Node names as CSV cells a spreadsheet shows as text: a leading ``'`` before any
-    name that starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return (OWASP's CSV
-    injection rule) or with ``'``. Works on the categories, not per row."""
-    cats = names.cat.categories if isinstance(names.dtype, pd.CategoricalDtype) else None
-    if cats is None:
-        values = names.astype(str)
-        return values.where(~values.str.contains(FORMULA_START), "'" + values)
-    text = pd.Index(cats.astype(str))
-    safe = np.where(text.str.contains(FORMULA_START), "'" + text, text)
-    return pd.Series(safe[names.cat.codes.to_numpy()], index=names.index, dtype=object)
+    name starting with one of :data:`~gsnn_edges.edge_columns.CSV_QUOTED_START` (OWASP's
+    CSV-injection rule, plus ``'`` itself). Works on the categories, not per row."""
+    cat = names.astype("category")  # the stored tables' columns already are
+    text = cat.cat.categories.astype(str)
+    safe = np.where(text.str.contains(f"^[{CSV_QUOTED_START}]"), "'" + text, text)
+    return pd.Series(safe[cat.cat.codes.to_numpy()], index=names.index, dtype=object)
 
 
 def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[bytes]:
@@ -135,7 +112,8 @@ def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[st
         InvalidInputError: ``N^2`` is over ``GSNN_EDGES_MAX_JSON_WEIGHTS`` (checked from the
             node list, before W is read): the client should fetch ``?format=npy``.
     """
-    nodes = ctx.store.read_json(result_key(ctx, tenant, job_id, "nodes"))
+    nodes_key, weights_key = result_keys(ctx, tenant, job_id, "nodes", "weights")
+    nodes = ctx.store.read_json(nodes_key)
     limit = ctx.settings.max_json_weights
     if len(nodes) ** 2 > limit:
         raise InvalidInputError.at(
@@ -143,7 +121,7 @@ def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[st
             f"W has {len(nodes)} x {len(nodes)} = {len(nodes) ** 2} entries, over the JSON "
             f"limit of {limit} (setting GSNN_EDGES_MAX_JSON_WEIGHTS): fetch ?format=npy",
         )
-    return nodes, ctx.store.read_npy(result_key(ctx, tenant, job_id, "weights"))
+    return nodes, ctx.store.read_npy(weights_key)
 
 
 def weights_npy_bytes(ctx: ServiceContext, tenant: str, job_id: str) -> bytes:
