@@ -14,7 +14,13 @@ from gsnn_edges.service.errors import AuthenticationError
 _NO_BODY = {"GET", "HEAD", "OPTIONS", "DELETE"}
 
 
-def _loopback_ip(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine:
+    ``localhost`` or a loopback address. Also what ``gsnn-edges api`` binds to without
+    keys."""
+    host = host.strip().lower()
+    if host == "localhost":
+        return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -22,14 +28,14 @@ def _loopback_ip(host: str) -> bool:
 
 
 def loopback_host_header(value: str) -> bool:
-    """Whether a ``Host`` header names this machine (``localhost``, ``127.x``, ``[::1]``,
-    with or without a port)."""
-    host = value.strip().lower()
+    """Whether a ``Host`` header names this machine (:func:`is_loopback`, with or without
+    a port)."""
+    host = value.strip()
     if host.startswith("["):  # [::1]:8000
-        host = host[1 : host.find("]")] if "]" in host else host
+        host = host[: host.find("]") + 1] if "]" in host else host
     elif host.count(":") == 1:
         host = host.split(":")[0]
-    return host == "localhost" or _loopback_ip(host)
+    return is_loopback(host)
 
 
 class LoopbackOnly:
@@ -47,7 +53,7 @@ class LoopbackOnly:
             return
         client = scope.get("client")
         host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
-        if client is None or not _loopback_ip(client[0]):
+        if client is None or not is_loopback(client[0]):
             detail = "this server has no API keys and serves loopback callers only"
         elif not loopback_host_header(host):
             detail = f"Host {host!r} is not a loopback name (DNS rebinding guard)"

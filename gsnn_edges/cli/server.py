@@ -6,7 +6,6 @@ Heavy imports (uvicorn, fastapi, celery) happen inside the verb functions.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import signal
@@ -45,21 +44,13 @@ def _add_http_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="Bind port.")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _run_api(settings, host: str, port: int) -> int:  # noqa: ANN001 - Settings
     import uvicorn
 
     from api.app import create_app
+    from api.limits import is_loopback
 
-    if not settings.auth_enabled and not _is_loopback(host):
+    if not settings.auth_enabled and not is_loopback(host):
         print(
             f"refusing to listen on {host}: GSNN_EDGES_API_KEYS is empty, so the API "
             "has no authentication and may only bind to loopback",

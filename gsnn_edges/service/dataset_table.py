@@ -70,7 +70,7 @@ def _check_cells(rows: int, cols: int, max_cells: int) -> None:
             f"the table has {rows} rows x {cols} columns = {rows * cols} cells, over the "
             f"limit of {max_cells} (setting GSNN_EDGES_MAX_TABLE_CELLS)"
         )
-        raise InvalidInputError(msg, [{"loc": ["file"], "msg": msg}])
+        raise InvalidInputError.at(["file"], msg)
 
 
 def _check_parquet_footer(data: bytes, max_cells: int) -> None:
@@ -90,22 +90,20 @@ def _check_parquet_footer(data: bytes, max_cells: int) -> None:
 
 
 def _read_csv_strict(data: bytes) -> pd.DataFrame:
-    """pandas' CSV reader without its silent repairs: a duplicated header name (pandas
-    renames it ``a.1``) and a row with more fields than the header (pandas turns the
-    first field into an index and shifts the rest) are errors."""
+    """pandas' CSV reader without its silent repairs: the header keeps its names as
+    written (pandas renames a repeated ``a`` to ``a.1``; :func:`validate_table` reports
+    duplicates), and a row with more fields than the header (pandas turns the first field
+    into an index and shifts the rest) is an error."""
     header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str, skipinitialspace=True)
-    names = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
-    dupes = sorted(c for c, n in Counter(names).items() if n > 1)
-    if dupes:
-        msg = _fmt(dupes, "duplicate columns")
-        raise InvalidInputError(msg, [{"loc": ["file", "header"], "msg": msg}])
     with warnings.catch_warnings():
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            return pd.read_csv(io.BytesIO(data), skipinitialspace=True, index_col=False)
+            frame = pd.read_csv(io.BytesIO(data), skipinitialspace=True, index_col=False)
         except pd.errors.ParserWarning as exc:  # only raised for rows longer than the header
-            msg = f"a row has more fields than the header's {len(names)} columns"
-            raise InvalidInputError(msg, [{"loc": ["file"], "msg": msg}]) from exc
+            msg = f"a row has more fields than the header's {header.shape[1]} columns"
+            raise InvalidInputError.at(["file"], msg) from exc
+    frame.columns = [str(c) for c in header.iloc[0]]
+    return frame
 
 
 def _check_columns(frame: pd.DataFrame, expected: list[str]) -> None:

@@ -70,10 +70,8 @@ def validate_job(
             f"dataset {dataset_id!r} belongs to graph {dataset.graph_id!r}, not {graph_id!r}",
         )
     try:
-        graph, train_spec = (
-            GSNNGraph.from_json(graph_content(ctx, graph_id)),
-            TrainSpec.from_dict(spec),
-        )
+        graph = GSNNGraph.from_json(graph_content(ctx, graph_id))
+        train_spec = TrainSpec.from_dict(spec)
         validate_spec(graph, train_spec)
     except (SpecValidationError, GraphValidationError) as exc:
         raise InvalidInputError.at(["body", *getattr(exc, "loc", ())], str(exc)) from exc

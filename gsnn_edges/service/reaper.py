@@ -41,7 +41,8 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
     """One reaper pass. Safe to run concurrently from several processes.
 
     Returns:
-        Counts of ``requeued``, ``failed`` and ``cancelled`` jobs.
+        Counts of ``requeued``, ``failed`` and ``cancelled`` jobs and of ``resent``
+        messages.
     """
     now = now or utcnow()
     cutoff = now - timedelta(seconds=ctx.settings.stale_after_s)
@@ -53,7 +54,7 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
             if stale.cancel_requested:
                 done = repo.end_stale(session, stale, cutoff, "cancelled", None)
                 counts["cancelled"] += done
-            elif stale.claim_token is not None and stale.attempts >= ctx.settings.max_attempts:
+            elif stale.attempts >= ctx.settings.max_attempts:
                 error = _lost_error(ctx, stale.attempts)
                 counts["failed"] += repo.end_stale(session, stale, cutoff, "failed", error)
             elif repo.release_stale(session, stale, cutoff, now):

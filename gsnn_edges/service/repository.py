@@ -237,7 +237,7 @@ def finish_job(
 @dataclass(frozen=True)
 class StaleJob:
     id: str
-    claim_token: str | None
+    claim_token: str
     attempts: int
     cancel_requested: bool
 
@@ -255,12 +255,11 @@ def find_stale_jobs(session: Session, cutoff: datetime) -> list[StaleJob]:
 
 
 def _stale(stale: StaleJob, cutoff: datetime) -> list:
-    token = (
-        Job.claim_token.is_(None)
-        if stale.claim_token is None
-        else (Job.claim_token == stale.claim_token)
-    )
-    return [Job.status == "running", token, Job.heartbeat_at < cutoff]
+    return [
+        Job.status == "running",
+        Job.claim_token == stale.claim_token,
+        Job.heartbeat_at < cutoff,
+    ]
 
 
 def release_stale(
