@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/gsnn-edges demo
 
+# `make test PYTEST_ARGS='-m "not slow and not services"'` runs the fast subset only
 test: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

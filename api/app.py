@@ -23,32 +23,23 @@ score every missing function -> function edge. Errors are RFC 9457
 `application/problem+json`. Authenticate with `Authorization: Bearer <key>`."""
 
 
-def _celery_wiring(settings: Settings) -> tuple[Enqueue, Callable[[], None]]:
-    from worker.config import broker_ping, celery_enqueue, create_celery
-
-    celery = create_celery(settings)
-    return celery_enqueue(celery, settings), broker_ping(celery, settings)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
-    enqueue: Enqueue | None = None,
-    broker_ping: Callable[[], None] | None = None,
+    enqueue: Enqueue,
+    broker_ping: Callable[[], None],
     run_reaper: bool = True,
 ) -> FastAPI:
     """Build the app: migrate the database, wire the job queue, mount the routes.
 
     Args:
         settings: defaults to the environment settings.
-        enqueue: ``enqueue(job_id)``; defaults to sending the Celery task by name.
-        broker_ping: readiness probe for the broker (defaults with ``enqueue``).
+        enqueue: ``enqueue(job_id)`` puts a job on the queue (the process that assembles
+            the app passes the Celery one: ``gsnn_edges.cli.server.celery_app``).
+        broker_ping: readiness probe of the queue's broker, raising when it is down.
         run_reaper: run the stale-job reaper thread while the app is up.
     """
     settings = settings or get_settings()
-    if enqueue is None or broker_ping is None:
-        default_enqueue, default_ping = _celery_wiring(settings)
-        enqueue, broker_ping = enqueue or default_enqueue, broker_ping or default_ping
     ctx = ServiceContext.from_settings(settings, enqueue=enqueue)
     if not settings.auth_enabled:
         log.warning(

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas.common import Problem
 from gsnn_edges.service import errors as svc
+from gsnn_edges.spec import error_message
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -118,7 +119,7 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
             f"request body is not valid JSON: {reason} (at character {e['loc'][-1]})",
             "malformed-json",
         )
-    items = [{"loc": _loc(e["loc"]), "msg": e["msg"]} for e in errs]
+    items = [{"loc": _loc(e["loc"]), "msg": error_message(e)} for e in errs]
     summary = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
     return problem_response(422, f"invalid request: {summary}", "validation-error", items)
 

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.models import JOB_STATUSES
 
 
 class JobsCollector:
@@ -24,7 +24,7 @@ class JobsCollector:
         family = GaugeMetricFamily("gsnn_edges_jobs", "Jobs by status.", labels=["status"])
         with self.ctx.db.session() as session:
             counts = repo.count_jobs_by_status(session)
-        for status in JOB_STATUSES:
+        for status in JobStatus:
             family.add_metric([status], counts.get(status, 0))
         yield family
 

@@ -116,7 +116,7 @@ class _ProbedRegressor(MagnitudeEdgeRegressor):
 def _observed_exclusion(bench, names: list[str]) -> np.ndarray:
     """All pairs ``(i, j)`` whose target ``j`` has no output edge, as ``[Q, 2]``."""
     observed = np.zeros(len(names), dtype=bool)
-    observed[bench.partial.edge_index_dict[EDGE_TYPES[2]][0].numpy()] = True
+    observed[bench.partial.edge_index_dict[EDGE_TYPES[2]][0]] = True
     j = np.flatnonzero(~observed)
     return np.stack(np.meshgrid(np.arange(len(names)), j, indexing="ij"), -1).reshape(-1, 2)
 

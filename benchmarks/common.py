@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsnn_edges.metrics import pair_indices
+from gsnn_edges.graph import pair_indices
 from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
 from gsnn_edges.spec import TrainSpec
 

@@ -27,8 +27,7 @@ import torch
 import gsnn_edges.train
 from gsnn_edges import metrics
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
-from gsnn_edges.train import regressor_lr_schedule
+from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor, regressor_lr_schedule
 
 from ceiling import _Probe, _ProbedRegressor
 from common import FAMILIES, base_parser, make_spec, run_pairs, write_json

@@ -30,12 +30,11 @@ import numpy as np
 import pandas as pd
 
 from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, FLOAT_EDGE_COLUMNS
+from gsnn_edges.graph import Edge
+from gsnn_edges.job_status import JobStatus
 
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _PAGE_MAX = 1000  # the API's largest page
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-
-Edge = Sequence[str]
 
 
 def unquote_csv_names(frame: pd.DataFrame) -> pd.DataFrame:
@@ -241,11 +240,13 @@ class Client:
         regressor: Mapping[str, Any] | None = None,
         training: Mapping[str, Any] | None = None,
         validation: Mapping[str, Any] | None = None,
+        confirm: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Queue a training job; omitted blocks take the server defaults."""
+        """Queue a training job; omitted blocks take the defaults of the job spec
+        (:class:`gsnn_edges.spec.TrainSpec`)."""
         body: dict[str, Any] = {"graph_id": graph_id, "dataset_id": dataset_id}
-        blocks = {"model": model, "regressor": regressor, "training": training}
+        blocks = {"model": model, "regressor": regressor, "training": training, "confirm": confirm}
         body.update({k: dict(v) for k, v in blocks.items() if v is not None})
         if validation is not None:
             body["validation"] = _jsonable_validation(validation)
@@ -291,7 +292,7 @@ class Client:
                 job = self.job(job_id)
                 if bar is not None:
                     bar.update(job)
-                if job["status"] in TERMINAL_STATUSES:
+                if JobStatus(job["status"]).is_terminal:
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(
@@ -302,7 +303,7 @@ class Client:
         finally:
             if bar is not None:
                 bar.close()
-        if job["status"] != "succeeded":
+        if job["status"] != JobStatus.succeeded:
             raise JobFailed(job)
         return job
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gsnn_edges.graph import Edge
+from gsnn_edges.device import model_device
+from gsnn_edges.graph import Edge, pair_indices, split_edges
 from gsnn_edges.inference.inferer import MagnitudeEdgeInferer
-from gsnn_edges.metrics import pair_indices
-from gsnn_edges.simulate import BenchmarkGraph, converging_tier_graph, simulate_frame, split_edges
+from gsnn_edges.simulate import BenchmarkGraph, converging_tier_graph, simulate_frame
 from gsnn_edges.spec import TrainSpec, ValidationSpec
 from gsnn_edges.train import TrainResult, scale, train_joint
 from gsnn_edges.train_validation import frame_arrays
@@ -89,7 +89,7 @@ def fit_posthoc(
     whole (z-scored) dataset."""
     res = run.result
     X, Y = frame_arrays(run.bench.partial, run.data)
-    device = next(res.model.parameters()).device
+    device = model_device(res.model)
     x, y = scale(res.scaler, X, Y, device)
     batches = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     inferer = MagnitudeEdgeInferer(res.model, run.bench.partial, score=score)

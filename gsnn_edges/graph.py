@@ -2,8 +2,12 @@
 
 A :class:`GSNNGraph` holds three node types (``input``, ``function``, ``output``) and
 three edge types (input -> function, function -> function, function -> output). Edges are
-stored per type as ``LongTensor [2, E_type]`` of indices into each type's name list, the
-layout of a ``torch_geometric.data.HeteroData``.
+stored per type as int64 arrays ``[2, E_type]`` of indices into each type's name list, the
+layout of a ``torch_geometric.data.HeteroData`` (:meth:`GSNNGraph.to_hetero` and
+:meth:`GSNNGraph.from_hetero` convert). The module also holds the graph utilities the
+rest of the library shares: name pairs -> indices, topological levels, edge splits.
+
+It does not import torch: the API process validates uploaded graphs with it.
 
 Every constructor validates; a :class:`GraphValidationError` message always names the
 offending node, edge, key or index.
@@ -12,15 +16,16 @@ offending node, edge, key or index.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import networkx as nx
 import numpy as np
-import torch
+import pandas as pd
 
-from gsnn_edges.metrics import pair_indices
+if TYPE_CHECKING:
+    from torch_geometric.data import HeteroData
 
 NODE_TYPES = ("input", "function", "output")
 EDGE_TYPES = (
@@ -35,6 +40,18 @@ Edge = tuple[str, str]
 
 _ALLOWED = ", ".join(f"{s} -> {d}" for s, _, d in EDGE_TYPES)
 _SHORT = {f"{et[0]}_{et[2]}": et for et in EDGE_TYPES}
+
+
+class GraphData(Protocol):
+    """What the model and the scorers read from a graph: :class:`GSNNGraph`, a
+    ``HeteroData`` with ``node_names`` per node type, or the seed's own container."""
+
+    node_names_dict: Mapping[str, Sequence[str]]
+    edge_index_dict: Mapping[EdgeType, Any]
+
+
+# everything :func:`as_graph` turns into a GSNNGraph
+GraphInput = Union["GSNNGraph", nx.DiGraph, Mapping[str, Any], GraphData]
 
 
 class GraphValidationError(ValueError):
@@ -98,49 +115,56 @@ def _check_node_names(node_names_dict: Mapping[str, Any]) -> dict[str, list[str]
     return out
 
 
-def _as_index_tensor(key: EdgeType, value: Any) -> torch.Tensor:
-    """Convert an edge index to a contiguous ``LongTensor [2, E]`` after dtype/shape checks."""
-    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value))
-    if t.numel() == 0 and (t.dim() <= 1 or tuple(t.shape) == (2, 0)):
-        return torch.zeros(2, 0, dtype=torch.long)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise GraphValidationError(
-            f"edge_index_dict[{key!r}] must have an integer dtype, got {t.dtype}"
-        )
-    if t.dim() != 2 or t.shape[0] != 2:
-        raise GraphValidationError(
-            f"edge_index_dict[{key!r}] must have shape [2, E], got {list(t.shape)}"
-        )
-    return t.detach().to(device="cpu", dtype=torch.long).contiguous()
+def _empty_index() -> np.ndarray:
+    return np.zeros((2, 0), dtype=np.int64)
 
 
-def _check_index_range(key: EdgeType, ei: torch.Tensor, names: dict[str, list[str]]) -> None:
+def _as_index_array(key: EdgeType, value: Any) -> np.ndarray:
+    """Convert an edge index (array, list or tensor on any device) to a fresh contiguous
+    int64 array ``[2, E]`` after dtype/shape checks."""
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch here
+        value = value.detach().cpu().numpy()
+    a = np.asarray(value)
+    if a.size == 0 and (a.ndim <= 1 or a.shape == (2, 0)):
+        return _empty_index()
+    if not np.issubdtype(a.dtype, np.integer):
+        raise GraphValidationError(
+            f"edge_index_dict[{key!r}] must have an integer dtype, got {a.dtype}"
+        )
+    if a.ndim != 2 or a.shape[0] != 2:
+        raise GraphValidationError(
+            f"edge_index_dict[{key!r}] must have shape [2, E], got {list(a.shape)}"
+        )
+    return np.array(a, dtype=np.int64, order="C")
+
+
+def _check_index_range(key: EdgeType, ei: np.ndarray, names: dict[str, list[str]]) -> None:
     """Reject negative or out-of-range indices (vectorized)."""
     for row, nt in ((0, key[0]), (1, key[2])):
         n = len(names[nt])
         bad = (ei[row] < 0) | (ei[row] >= n)
-        if bool(bad.any()):
-            col = int(bad.nonzero()[0, 0])
+        if bad.any():
+            col = int(np.flatnonzero(bad)[0])
             raise GraphValidationError(
                 f"edge_index_dict[{key!r}] has index {int(ei[row, col])} at [{row}, {col}], "
                 f"out of range for {n} {nt!r} nodes"
             )
 
 
-def _check_edge_semantics(key: EdgeType, ei: torch.Tensor, names: dict[str, list[str]]) -> None:
+def _check_edge_semantics(key: EdgeType, ei: np.ndarray, names: dict[str, list[str]]) -> None:
     """Reject duplicate edges and function self-loops (vectorized)."""
     src_names, dst_names = names[key[0]], names[key[2]]
     if key == FF:
         loops = ei[0] == ei[1]
-        if bool(loops.any()):
-            i = int(ei[0, loops.nonzero()[0, 0]])
+        if loops.any():
+            i = int(ei[0, np.flatnonzero(loops)[0]])
             raise GraphValidationError(
                 f"self-loop ({src_names[i]!r}, {src_names[i]!r}) is not allowed; "
                 "the model adds its own self edges"
             )
     code = ei[0] * max(len(dst_names), 1) + ei[1]
-    uniq, counts = torch.unique(code, return_counts=True)
-    if bool((counts > 1).any()):
+    uniq, counts = np.unique(code, return_counts=True)
+    if (counts > 1).any():
         c = int(uniq[counts > 1][0])
         s, d = divmod(c, max(len(dst_names), 1))
         raise GraphValidationError(
@@ -150,26 +174,26 @@ def _check_edge_semantics(key: EdgeType, ei: torch.Tensor, names: dict[str, list
 
 def _check_edges(
     edge_index_dict: Mapping[Any, Any], names: dict[str, list[str]]
-) -> dict[EdgeType, torch.Tensor]:
+) -> dict[EdgeType, np.ndarray]:
     """Validate edge indices; return all three keys (empty ``[2, 0]`` where absent)."""
     if not isinstance(edge_index_dict, Mapping):
         raise GraphValidationError(
             f"edge_index_dict must be a mapping, got {type(edge_index_dict).__name__}"
         )
-    out = {et: torch.zeros(2, 0, dtype=torch.long) for et in EDGE_TYPES}
+    out = {et: _empty_index() for et in EDGE_TYPES}
     for key, value in edge_index_dict.items():
         if not isinstance(key, tuple) or tuple(key) not in EDGE_TYPES:
             raise GraphValidationError(
                 f"unknown edge type key {key!r}; allowed keys are {list(EDGE_TYPES)}"
             )
-        ei = _as_index_tensor(key, value)
+        ei = _as_index_array(key, value)
         _check_index_range(key, ei, names)
         _check_edge_semantics(key, ei, names)
         out[key] = ei
     n_out = len(names["output"])
-    has_parent = torch.bincount(out[EDGE_TYPES[2]][1], minlength=n_out) > 0
-    if not bool(has_parent.all()):
-        j = int((~has_parent).nonzero()[0, 0])
+    has_parent = np.bincount(out[EDGE_TYPES[2]][1], minlength=n_out) > 0
+    if not has_parent.all():
+        j = int(np.flatnonzero(~has_parent)[0])
         raise GraphValidationError(
             f"output node {names['output'][j]!r} has no parent function node"
         )
@@ -184,7 +208,8 @@ class GSNNGraph:
         node_names_dict: ``{'input': [...], 'function': [...], 'output': [...]}``; names
             unique across all types.
         edge_index_dict: per edge type, indices into the source / destination type's names.
-            Missing keys are filled with empty ``[2, 0]`` tensors.
+            Missing keys are filled with empty ``[2, 0]`` arrays. Arrays, lists and
+            tensors are accepted and stored as int64 numpy arrays.
 
     Shapes:
         edge_index_dict[('input','to','function')]: [2, E_if]
@@ -196,13 +221,13 @@ class GSNNGraph:
     """
 
     node_names_dict: dict[str, list[str]]
-    edge_index_dict: dict[EdgeType, torch.Tensor]
+    edge_index_dict: dict[EdgeType, np.ndarray]
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Re-run every check, normalizing names to lists and indices to ``LongTensor``."""
+        """Re-run every check, normalizing names to lists and indices to int64 arrays."""
         self.node_names_dict = _check_node_names(self.node_names_dict)
         self.edge_index_dict = _check_edges(self.edge_index_dict, self.node_names_dict)
 
@@ -235,23 +260,40 @@ class GSNNGraph:
                 )
             buckets[key].append((si, di))
         eid = {
-            et: torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).T.contiguous()
+            et: np.array(pairs, dtype=np.int64).reshape(-1, 2).T.copy()
             for et, pairs in buckets.items()
         }
         return cls(names, eid)
 
     @classmethod
     def from_hetero(cls, data: Any) -> GSNNGraph:
-        """Build from any object with ``node_names_dict`` and ``edge_index_dict``
-        attributes, e.g. a ``torch_geometric.data.HeteroData``."""
+        """Build from a ``torch_geometric.data.HeteroData`` whose node stores carry
+        ``node_names`` (as :meth:`to_hetero` writes them; HeteroData collects them as
+        ``data.node_names_dict``), or from any object with ``node_names_dict`` and
+        ``edge_index_dict`` attributes (the seed's layout)."""
         try:
             names, eid = data.node_names_dict, data.edge_index_dict
         except (AttributeError, KeyError) as exc:
             raise GraphValidationError(
                 f"{type(data).__name__} object lacks node_names_dict/edge_index_dict: {exc}"
             ) from exc
-        eid = {tuple(k): v.clone() if isinstance(v, torch.Tensor) else v for k, v in eid.items()}
-        return cls({k: list(v) for k, v in dict(names).items()}, eid)
+        return cls(
+            {k: list(v) for k, v in dict(names).items()}, {tuple(k): v for k, v in eid.items()}
+        )
+
+    def to_hetero(self) -> HeteroData:
+        """The graph as a ``torch_geometric.data.HeteroData``: per node type ``num_nodes``
+        and ``node_names``, per edge type a ``LongTensor [2, E]`` ``edge_index``."""
+        import torch
+        from torch_geometric.data import HeteroData
+
+        data = HeteroData()
+        for nt in NODE_TYPES:
+            data[nt].num_nodes = len(self.node_names_dict[nt])
+            data[nt].node_names = list(self.node_names_dict[nt])
+        for et in EDGE_TYPES:
+            data[et].edge_index = torch.from_numpy(self.edge_index_dict[et].copy())
+        return data
 
     @classmethod
     def from_networkx(cls, g: nx.DiGraph, type_attr: str = "type") -> GSNNGraph:
@@ -316,7 +358,7 @@ class GSNNGraph:
         keys = EDGE_TYPES if edge_type is None else (_edge_key(edge_type),)
         out: list[Edge] = []
         for key in keys:
-            ei = self.edge_index_dict[key].numpy()
+            ei = self.edge_index_dict[key]
             src = np.asarray(self.node_names_dict[key[0]], dtype=object)[ei[0]]
             dst = np.asarray(self.node_names_dict[key[2]], dtype=object)[ei[1]]
             out.extend(zip(src.tolist(), dst.tolist(), strict=True))
@@ -326,17 +368,17 @@ class GSNNGraph:
         """Set of function -> function edges by name."""
         return set(self.edge_names(FF))
 
-    def _function_pairs(self, edges: Iterable[Edge]) -> torch.Tensor:
-        """Map ``(src, dst)`` function-name pairs to a ``LongTensor [2, K]``."""
+    def _function_pairs(self, edges: Iterable[Edge]) -> np.ndarray:
+        """Map ``(src, dst)`` function-name pairs to an index array ``[2, K]``."""
         try:
             pairs = pair_indices(edges, self.node_names_dict["function"])
         except ValueError as e:
             raise GraphValidationError(str(e)) from None
-        return torch.from_numpy(pairs).T
+        return pairs.T
 
-    def _with_ff(self, ff: torch.Tensor) -> GSNNGraph:
-        eid = {k: v.clone() for k, v in self.edge_index_dict.items()}
-        eid[FF] = ff.contiguous()
+    def _with_ff(self, ff: np.ndarray) -> GSNNGraph:
+        eid = dict(self.edge_index_dict)  # the constructor copies every array
+        eid[FF] = ff
         return GSNNGraph({k: list(v) for k, v in self.node_names_dict.items()}, eid)
 
     def without_function_edges(self, edges: Iterable[Edge]) -> GSNNGraph:
@@ -349,15 +391,15 @@ class GSNNGraph:
         n = max(self.n_function, 1)
         ff = self.edge_index_dict[FF]
         have, drop = ff[0] * n + ff[1], rm[0] * n + rm[1]
-        missing = ~torch.isin(drop, have)
-        if bool(missing.any()):
-            k = int(missing.nonzero()[0, 0])
+        missing = ~np.isin(drop, have)
+        if missing.any():
+            k = int(np.flatnonzero(missing)[0])
             names = self.node_names_dict["function"]
             raise GraphValidationError(
                 f"edge ({names[int(rm[0, k])]!r}, {names[int(rm[1, k])]!r}) is not a "
                 "function -> function edge of the graph"
             )
-        return self._with_ff(ff[:, ~torch.isin(have, drop)])
+        return self._with_ff(ff[:, ~np.isin(have, drop)])
 
     def with_function_edges(self, edges: Iterable[Edge]) -> GSNNGraph:
         """Copy of the graph with the given function -> function edges appended.
@@ -367,14 +409,14 @@ class GSNNGraph:
                 already in the graph (reported as a duplicate edge).
         """
         add = self._function_pairs(edges)
-        return self._with_ff(torch.cat([self.edge_index_dict[FF], add], dim=1))
+        return self._with_ff(np.concatenate([self.edge_index_dict[FF], add], axis=1))
 
     # ------------------------------------------------------------------ dunder
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GSNNGraph):
             return NotImplemented
         return self.node_names_dict == other.node_names_dict and all(
-            torch.equal(self.edge_index_dict[k], other.edge_index_dict[k]) for k in EDGE_TYPES
+            np.array_equal(self.edge_index_dict[k], other.edge_index_dict[k]) for k in EDGE_TYPES
         )
 
     __hash__ = None  # type: ignore[assignment]
@@ -388,7 +430,7 @@ class GSNNGraph:
         )
 
 
-def as_graph(obj: Any) -> GSNNGraph:
+def as_graph(obj: GraphInput) -> GSNNGraph:
     """Coerce a graph-like object to :class:`GSNNGraph`.
 
     ``GSNNGraph`` is returned as is; ``nx.DiGraph`` -> :meth:`GSNNGraph.from_networkx`;
@@ -404,3 +446,83 @@ def as_graph(obj: Any) -> GSNNGraph:
     if hasattr(obj, "node_names_dict") and hasattr(obj, "edge_index_dict"):
         return GSNNGraph.from_hetero(obj)
     raise GraphValidationError(f"cannot build a GSNNGraph from a {type(obj).__name__} object")
+
+
+# --------------------------------------------------------------------------- utilities
+def pair_indices(
+    edges: Iterable[Sequence[str]],
+    names: Sequence[str],
+    what: str = "edge",
+    among: str = "function nodes of the graph",
+) -> np.ndarray:
+    """Map ``(src, dst)`` name pairs to an int array ``[P, 2]`` of positions in ``names``.
+
+    One vectorized lookup (pandas ``get_indexer``) for all pairs.
+
+    Raises:
+        ValueError: naming the pairs (up to 5) with an endpoint that is not in ``names``.
+    """
+    pairs = [tuple(map(str, e)) for e in edges]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"each {what} must be a [src, dst] pair")
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    idx = pd.Index(list(names)).get_indexer([n for p in pairs for n in p]).reshape(-1, 2)
+    bad = np.flatnonzero((idx < 0).any(1))
+    if bad.size:
+        shown = [pairs[i] for i in bad[:5]]
+        raise ValueError(f"{bad.size} {what}(s) name nodes that are not {among}: {shown}")
+    return idx.astype(np.int64)
+
+
+def topological_levels(n: int, edge_index: np.ndarray, names: Sequence[str]) -> list[np.ndarray]:
+    """Kahn's algorithm, one vectorized step per level.
+
+    Shapes:
+        edge_index: [2, E] indices in ``[0, n)``; returns arrays of node ids per level.
+
+    Raises:
+        GraphValidationError: the graph has a cycle (the message names a node on it).
+    """
+    src, dst = np.asarray(edge_index[0]), np.asarray(edge_index[1])
+    indeg = np.bincount(dst, minlength=n)
+    done = np.zeros(n, dtype=bool)
+    levels = []
+    frontier = np.flatnonzero(indeg == 0)
+    while frontier.size:
+        levels.append(frontier)
+        done[frontier] = True
+        out = np.isin(src, frontier)
+        indeg -= np.bincount(dst[out], minlength=n)
+        frontier = np.flatnonzero((indeg == 0) & ~done)
+    if not done.all():
+        left = np.flatnonzero(~done)
+        keep = ~done[src] & ~done[dst]
+        sub = nx.DiGraph(list(zip(src[keep].tolist(), dst[keep].tolist(), strict=True)))
+        node = nx.find_cycle(sub)[0][0] if sub.number_of_edges() else int(left[0])
+        raise GraphValidationError(
+            f"function -> function edges contain a cycle through node {names[node]!r}"
+        )
+    return levels
+
+
+def split_edges(
+    edges: Sequence[Edge], fraction: float, *, seed: int = 0
+) -> tuple[list[Edge], list[Edge]]:
+    """Seeded random split of ``edges`` into ``(first, second)``.
+
+    ``first`` gets ``round(fraction * len(edges))`` edges, clipped so each part has at
+    least one edge when ``len(edges) >= 2``. Both parts keep the input order.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    edges = [tuple(e) for e in edges]
+    n = len(edges)
+    k = int(round(fraction * n))
+    if n >= 2:
+        k = min(max(k, 1), n - 1)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng(seed).permutation(n)[:k]] = True
+    first = [e for e, c in zip(edges, chosen, strict=True) if c]
+    second = [e for e, c in zip(edges, chosen, strict=True) if not c]
+    return first, second

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gsnn_edges.graph import pair_indices
+
 # Entries of one [N, chunk] comparison block in target_ranks (bounds memory, not a loop
 # over pairs: a 2,000-node matrix with 100 positives is a single block).
 _BLOCK = 1 << 24
@@ -285,32 +287,6 @@ def named_pair_metrics(
 
 
 # --------------------------------------------------------------------------- tables
-def pair_indices(
-    edges: Iterable[Sequence[str]],
-    names: Sequence[str],
-    what: str = "edge",
-    among: str = "function nodes of the graph",
-) -> np.ndarray:
-    """Map ``(src, dst)`` name pairs to an int array ``[P, 2]`` of positions in ``names``.
-
-    One vectorized lookup (pandas ``get_indexer``) for all pairs.
-
-    Raises:
-        ValueError: naming the pairs (up to 5) with an endpoint that is not in ``names``.
-    """
-    pairs = [tuple(map(str, e)) for e in edges]
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"each {what} must be a [src, dst] pair")
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    idx = pd.Index(list(names)).get_indexer([n for p in pairs for n in p]).reshape(-1, 2)
-    bad = np.flatnonzero((idx < 0).any(1))
-    if bad.size:
-        shown = [pairs[i] for i in bad[:5]]
-        raise ValueError(f"{bad.size} {what}(s) name nodes that are not {among}: {shown}")
-    return idx.astype(np.int64)
-
-
 def edge_table_metrics(
     res: pd.DataFrame,
     positive_edges: Iterable[Sequence[str]],

@@ -1,142 +1,181 @@
-"""Training specifications: the hyperparameters of one joint GSNN + edge-regressor run.
+"""The job spec: the hyperparameters of one joint GSNN + edge-regressor run.
 
-These dataclasses are the single source of defaults. The CLI demo, the REST job spec
-(`api/`) and the worker all build a :class:`TrainSpec` and hand it to
-:func:`gsnn_edges.train.train_joint`.
+These pydantic models are the one definition of every field's default, bounds and
+description. The library (:func:`gsnn_edges.train.train_joint`), the REST API (request
+validation and OpenAPI, ``api/schemas/jobs.py``), the worker and the CLI all use them.
+Checks that need the graph or the data (validation edges, held-out rows) are in
+:mod:`gsnn_edges.train_validation`. The allowed choices are declared next to the code
+that implements them (:mod:`gsnn_edges.nn.choices`, :mod:`gsnn_edges.inference.choices`,
+:mod:`gsnn_edges.device`). Why each default: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-NORMS = ("layer", "batch", "groupbatch", "rms", "none")
-AGGREGATORS = ("sum", "max", "mean", "l2")
-SCORE_MODES = ("abs", "relu", "signed")
-LR_SCHEDULES = ("cosine", "constant")
-SCORERS = ("hybrid", "score_test", "observed_baseline", "magnitude")
-DEVICES = ("auto", "cpu", "cuda")
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gsnn_edges.device import Device
+from gsnn_edges.inference.choices import Aggregator, LrSchedule, ScoreMode, Scorer
+from gsnn_edges.nn.choices import Norm
+
 # The confirmation's joint fit holds an [M P, M P] curvature and runs M + 1 models over
 # the held-out rows: this bounds M.
 CONFIRM_MAX_TOP = 500
+# Activation memory a chunk of side-by-side variants may take (forward and backward);
+# the submit-time memory estimate counts one chunk.
+CONFIRM_CHUNK_BYTES = 256 * 2**20
 
 
-@dataclass
-class ModelSpec:
+class SpecValidationError(ValueError):
+    """A training spec field is invalid; ``loc`` names the field, e.g. ``('model', 'norm')``."""
+
+    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
+        super().__init__(f"{'.'.join(map(str, loc))}: {msg}")
+        self.loc, self.msg = loc, msg
+
+
+class _Block(BaseModel):
+    # unknown fields are errors (a typo must not silently train with a default), and
+    # assignments are checked like construction
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Block):
     """GSNN architecture (SPEC section 2)."""
 
-    channels: int = 8
-    layers: int = 6
-    share_layers: bool = False
-    norm: str = "none"
-    dropout: float = 0.2
-    node_mlp: bool = False
-    add_function_self_edges: bool = True
+    channels: int = Field(8, ge=1, description="Hidden channels per function node.")
+    layers: int = Field(
+        6, ge=2, description="Residual blocks (>= 2: the regressor pairs adjacent layers)."
+    )
+    share_layers: bool = Field(False, description="Share the sparse weights across layers.")
+    norm: Norm = Field("none", description="Per-node normalisation.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout probability.")
+    node_mlp: bool = Field(False, description="Add a shared per-node MLP in each block.")
+    add_function_self_edges: bool = Field(
+        True, description="Add a self edge to every function node."
+    )
 
 
-@dataclass
-class RegressorSpec:
-    """MagnitudeEdgeRegressor hyperparameters (SPEC section 4) and the edge table's scorer.
+class RegressorSpec(_Block):
+    """MagnitudeEdgeRegressor (SPEC section 4) and the edge table's scorer."""
 
-    ``scorer`` picks which scores fill the job's edge table (``gsnn_edges.inference.
-    scorers``): ``'hybrid'`` (default), ``'score_test'``, ``'observed_baseline'`` or
-    ``'magnitude'`` (the regressor's W, the seed's method). The regressor always trains:
-    its validation AUC picks the checkpoint, and every scorer is reported in the metrics.
-    The default was chosen on ``benchmarks/recovery.py`` (``benchmarks/README.md``).
-
-    ``lr_schedule='cosine'`` anneals the regressor's learning rate over the run to 5% of
-    ``lr`` (``'constant'`` keeps it, as the public reference does). AdamW moves every
-    entry of W by about ``lr`` per step whatever its gradient, so at a constant rate the
-    final W carries noise of the size of a weak edge's weight. Annealing removes most of
-    it: with the GSNN and the regressor's inputs held identical, the last-epoch test AUC
-    rose by 0.041 on the benchmark and by 0.018 / 0.019 on two layered-DAG families
-    (10 seeds each), and on the benchmark came within 0.008 of the exact ridge solution
-    on the same inputs (``benchmarks/regressor_variants.py``).
-    """
-
-    aggregators: tuple[str, ...] = ("sum", "max")
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    ridge: float = 1e-2
-    dropout: float = 0.2
-    score_mode: str = "abs"
-    lr_schedule: str = "cosine"
-    scorer: str = "hybrid"
+    aggregators: tuple[Aggregator, ...] = Field(
+        ("sum", "max"), min_length=1, description="Activation magnitude aggregators."
+    )
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Regressor learning rate.")
+    weight_decay: float = Field(
+        1e-4, ge=0, allow_inf_nan=False, description="Regressor weight decay."
+    )
+    ridge: float = Field(1e-2, ge=0, allow_inf_nan=False, description="Ridge penalty on W.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Feature dropout probability.")
+    score_mode: ScoreMode = Field("abs", description="How W becomes edge scores.")
+    lr_schedule: LrSchedule = Field(
+        "cosine",
+        description="'cosine' anneals the regressor's learning rate to 5% of lr over the "
+        "run; 'constant' keeps it (the public reference).",
+    )
+    scorer: Scorer = Field(
+        "hybrid",
+        description="Which scores fill the edge table: 'hybrid' (observed-node regression "
+        "where the target is observed, the GSNN score test where it is latent), "
+        "'score_test', 'observed_baseline' (latent targets unscored) or 'magnitude' (the "
+        "seed's W). The regressor always trains: its validation AUC picks the checkpoint, "
+        "and a job's metrics report every scorer when validation/test edges exist.",
+    )
 
 
-@dataclass
-class TrainingSpec:
-    """Optimisation loop settings.
+class TrainingSpec(_Block):
+    """Optimisation loop."""
 
-    ``lr`` (the GSNN's AdamW rate) defaults to 1e-3 rather than the reference's 1e-4:
-    on the benchmark and on two random layered-DAG families (``benchmarks/defaults_sweep.py``,
-    3 seeds) it gave the best or equal held-out AUC and 1.5-8x the test r2.
-    """
-
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
-    test_fraction: float = 0.2
-    device: str = "auto"
+    epochs: int = Field(30, ge=1, le=100_000, description="Training epochs.")
+    batch_size: int = Field(64, ge=1, description="Samples per batch.")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="GSNN AdamW learning rate.")
+    seed: int = Field(0, ge=0, description="Random seed (splits, initialisation, batches).")
+    test_fraction: float = Field(
+        0.2, ge=0, le=0.5, description="Share of the samples held out for test."
+    )
+    device: Device = Field("auto", description="'auto' takes a GPU when one is present.")
 
 
-@dataclass
-class ValidationSpec:
-    """How the best checkpoint is chosen.
+class ValidationSpec(_Block):
+    """How the best checkpoint is chosen: at most one of ``edges`` and
+    ``holdout_fraction``; neither keeps the last epoch."""
 
-    Exactly one of ``edges`` (known true function -> function edges absent from the
-    graph) or ``holdout_fraction`` (hide that share of the graph's own function ->
-    function edges) may be set; neither means "keep the last epoch".
-    """
+    edges: list[tuple[str, str]] | None = Field(
+        None, description="Known true function -> function edges absent from the graph."
+    )
+    holdout_fraction: float | None = Field(
+        None, gt=0, lt=1, description="Share of the graph's own function edges to hide."
+    )
 
-    edges: list[tuple[str, str]] | None = None
-    holdout_fraction: float | None = None
+    @model_validator(mode="after")
+    def _at_most_one(self) -> ValidationSpec:
+        if self.edges is not None and self.holdout_fraction is not None:
+            raise ValueError("give either 'edges' or 'holdout_fraction', not both")
+        return self
 
 
-@dataclass
-class ConfirmSpec:
+class ConfirmSpec(_Block):
     """Confirmation of the edge table's top candidates by refitting
-    (:mod:`gsnn_edges.inference.confirm`).
+    (:mod:`gsnn_edges.inference.confirm`); opt-in."""
 
-    ``top`` candidate pairs (not in the graph, by the edge table's score) are added to the
-    trained GSNN, fitted on the training rows and tested on the held-out test rows
-    (``training.test_fraction``); 0 disables. Off by default: its p-values test *does
-    this edge improve held-out prediction*, and on simulated graphs that is not yet an
-    error rate on true edges (``benchmarks/README.md``, "Confirmation").
-    """
+    top: int = Field(
+        0,
+        ge=0,
+        le=CONFIRM_MAX_TOP,
+        description="Candidates (by score, not in the graph) added to the trained GSNN, "
+        "fitted on the training rows and tested on the held-out test rows; their "
+        "confirm_p_value / confirm_q_value / effect columns answer 'does this edge improve "
+        "held-out prediction'. 0 (default) disables; needs training.test_fraction > 0.",
+    )
 
-    top: int = 0
 
+class TrainSpec(_Block):
+    """Hyperparameters of a job; every block is optional with the defaults shown."""
 
-@dataclass
-class TrainSpec:
-    model: ModelSpec = field(default_factory=ModelSpec)
-    regressor: RegressorSpec = field(default_factory=RegressorSpec)
-    training: TrainingSpec = field(default_factory=TrainingSpec)
-    validation: ValidationSpec = field(default_factory=ValidationSpec)
-    confirm: ConfirmSpec = field(default_factory=ConfirmSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec, description="GSNN architecture.")
+    regressor: RegressorSpec = Field(
+        default_factory=RegressorSpec, description="Edge regressor and scorer."
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Training loop.")
+    validation: ValidationSpec = Field(
+        default_factory=ValidationSpec,
+        description="Checkpoint selection; empty or null keeps the last epoch.",
+    )
+    confirm: ConfirmSpec = Field(
+        default_factory=ConfirmSpec, description="Confirmation of the top candidates."
+    )
+
+    @field_validator("model", "regressor", "training", "validation", "confirm", mode="before")
+    @classmethod
+    def _null_is_default(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form (stored with a job and hashed for idempotency)."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> TrainSpec:
-        d = d or {}
-        val = d.get("validation") or {}
-        edges = val.get("edges")
-        return cls(
-            model=ModelSpec(**(d.get("model") or {})),
-            regressor=RegressorSpec(
-                **{
-                    k: (tuple(v) if k == "aggregators" else v)
-                    for k, v in (d.get("regressor") or {}).items()
-                }
-            ),
-            training=TrainingSpec(**(d.get("training") or {})),
-            validation=ValidationSpec(
-                edges=[tuple(e) for e in edges] if edges is not None else None,
-                holdout_fraction=val.get("holdout_fraction"),
-            ),
-            confirm=ConfirmSpec(**(d.get("confirm") or {})),
-        )
+        """Parse a (partial) spec; missing fields take their defaults.
+
+        Raises:
+            SpecValidationError: naming the first invalid field.
+        """
+        try:
+            return cls.model_validate(d or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SpecValidationError(tuple(first["loc"]), error_message(first)) from None
+
+
+def error_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a sentence: the rule, then the offending value (shortened)
+    for a bound or choice; a validator's own message as written."""
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    shown = repr(error.get("input"))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{error['msg']}, got {shown}"

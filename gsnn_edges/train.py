@@ -19,57 +19,23 @@ import pandas as pd
 import torch
 
 from gsnn_edges import metrics as edge_metrics
-from gsnn_edges.graph import Edge, GSNNGraph, as_graph
+from gsnn_edges.device import resolve_device
+from gsnn_edges.graph import Edge, GraphInput, GSNNGraph, as_graph, split_edges
 from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table
 from gsnn_edges.inference.observed_baseline import observed_baseline
-from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor
+from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.inference.score_test import ScoreTestScorer
 from gsnn_edges.inference.scorers import BASELINE_DEGREE, PairScores, hybrid_scores
 from gsnn_edges.nn.gsnn import GSNN
-from gsnn_edges.simulate import split_edges
-from gsnn_edges.spec import LR_SCHEDULES, TrainSpec
+from gsnn_edges.spec import TrainSpec
 from gsnn_edges.train_validation import (
-    SpecValidationError,
     check_confirm_rows,
     frame_arrays,
     validate_spec,
 )
 
-__all__ = [
-    "SpecValidationError",
-    "TrainResult",
-    "TrainingCancelled",
-    "regressor_lr_schedule",
-    "resolve_device",
-    "train_joint",
-    "validate_spec",
-]
-
-
-# the regressor's learning rate ends the run at this share of its initial value
-LR_FLOOR = 0.05
-
-
-def regressor_lr_schedule(
-    reg: MagnitudeEdgeRegressor, total_steps: int, kind: str = "cosine"
-) -> torch.optim.lr_scheduler.LambdaLR | None:
-    """Per-step schedule of the regressor's AdamW rate (``None`` for ``'constant'``).
-
-    ``'cosine'``: ``lr * (f + (1 - f) * (1 + cos(pi * step / total_steps)) / 2)`` with
-    ``f = LR_FLOOR``. Call ``.step()`` after every ``reg.aux_step()``. Attach it to your
-    own loop in the seed's call order the same way.
-    """
-    if kind not in LR_SCHEDULES:
-        raise ValueError(f"kind must be one of {LR_SCHEDULES}, got {kind!r}")
-    if kind == "constant":
-        return None
-    total = max(int(total_steps), 1)
-
-    def factor(step: int) -> float:
-        return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-
-    return torch.optim.lr_scheduler.LambdaLR(reg.optimizer, factor)
+__all__ = ["TrainResult", "TrainingCancelled", "scale", "train_joint"]
 
 
 class TrainingCancelled(Exception):
@@ -94,15 +60,6 @@ class TrainResult:
     regressor: MagnitudeEdgeRegressor | None = field(default=None, repr=False)
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device='cuda' but no CUDA device is available here")
-    return torch.device(device)
-
-
 @dataclass
 class _Split:
     x_train: torch.Tensor
@@ -112,7 +69,9 @@ class _Split:
     scaler: dict[str, np.ndarray]
 
 
-def _split_data(X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, device) -> _Split:
+def _split_data(
+    X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, device: torch.device
+) -> _Split:
     """Seeded train/test split; z-score both sides with training statistics."""
     n = X.shape[0]
     perm = np.random.default_rng(seed).permutation(n)
@@ -128,7 +87,9 @@ def _split_data(X: np.ndarray, Y: np.ndarray, test_fraction: float, seed: int, d
     return _Split(x[train], y[train], x[test], y[test], scaler)
 
 
-def scale(scaler: dict, X: np.ndarray, Y: np.ndarray, device="cpu") -> tuple[torch.Tensor, ...]:
+def scale(
+    scaler: dict, X: np.ndarray, Y: np.ndarray, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, ...]:
     """Apply a run's z-scoring (``TrainResult.scaler``) to raw inputs and outputs."""
     t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
     return t((X - scaler["x_mean"]) / scaler["x_std"]), t((Y - scaler["y_mean"]) / scaler["y_std"])
@@ -145,7 +106,13 @@ def _resolve_validation(graph: GSNNGraph, spec: TrainSpec) -> tuple[GSNNGraph, l
 
 
 def _run_epoch(
-    model, reg, opt, split: _Split, batch_size: int, gen, reg_schedule=None
+    model: GSNN,
+    reg: MagnitudeEdgeRegressor,
+    opt: torch.optim.Optimizer,
+    split: _Split,
+    batch_size: int,
+    gen: torch.Generator,
+    reg_schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[float, float, float]:
     """One pass over the training set in the seed's call order; returns mean losses."""
     model.train()
@@ -185,7 +152,9 @@ def _test_metrics(model: GSNN, split: _Split) -> dict[str, float | None]:
     return {"loss": loss, "r2": float((1 - ss_res / ss_tot).mean())}
 
 
-def _build(graph: GSNNGraph, spec: TrainSpec, device) -> tuple[GSNN, MagnitudeEdgeRegressor]:
+def _build(
+    graph: GSNNGraph, spec: TrainSpec, device: torch.device
+) -> tuple[GSNN, MagnitudeEdgeRegressor]:
     m, r = spec.model, spec.regressor
     model = GSNN(
         graph.edge_index_dict,
@@ -212,7 +181,7 @@ def _build(graph: GSNNGraph, spec: TrainSpec, device) -> tuple[GSNN, MagnitudeEd
 
 
 def train_joint(
-    graph,
+    graph: GraphInput,
     data: pd.DataFrame,
     spec: TrainSpec | None = None,
     *,
@@ -262,8 +231,18 @@ class _EpochLoop:
     """Epoch bookkeeping: validation, best checkpoint, callbacks, final metrics."""
 
     def __init__(
-        self, model, reg, opt, split, spec, graph, val_edges, test_edges, on_epoch, should_stop
-    ):
+        self,
+        model: GSNN,
+        reg: MagnitudeEdgeRegressor,
+        opt: torch.optim.Optimizer,
+        split: _Split,
+        spec: TrainSpec,
+        graph: GSNNGraph,
+        val_edges: list[Edge],
+        test_edges: list[Edge],
+        on_epoch: Callable[[dict], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         self.model, self.reg, self.opt, self.split, self.spec = model, reg, opt, split, spec
         self.graph = graph
         self.val_edges, self.test_edges = val_edges, test_edges
@@ -285,7 +264,7 @@ class _EpochLoop:
             return None
         return self.reg.evaluate_against(self.test_edges, exclude=self.val_edges or None)
 
-    def run(self, gen, progress: bool) -> list[dict]:
+    def run(self, gen: torch.Generator, progress: bool) -> list[dict]:
         epochs = self.spec.training.epochs
         bar = _progress_bar(epochs) if progress else None
         history: list[dict] = []
@@ -329,7 +308,7 @@ class _EpochLoop:
             bar.close()
         return history
 
-    def result(self, history, device) -> TrainResult:
+    def result(self, history: list[dict], device: torch.device) -> TrainResult:
         model, reg = self.model, self.reg
         last = {"validation": self.last_val, "test_edges": self._score_test()}
         if self.best_epoch is not None and self.best_epoch < len(history):
@@ -446,7 +425,7 @@ def _cpu_state(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 

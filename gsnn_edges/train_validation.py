@@ -6,24 +6,15 @@ import numpy as np
 import pandas as pd
 
 from gsnn_edges.graph import GSNNGraph
-from gsnn_edges.spec import (
-    AGGREGATORS,
-    CONFIRM_MAX_TOP,
-    DEVICES,
-    LR_SCHEDULES,
-    NORMS,
-    SCORE_MODES,
-    SCORERS,
-    TrainSpec,
-)
+from gsnn_edges.spec import CONFIRM_CHUNK_BYTES, SpecValidationError, TrainSpec
 
-
-class SpecValidationError(ValueError):
-    """A training spec field is invalid; ``loc`` names the field, e.g. ``('model', 'norm')``."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
-        super().__init__(f"{'.'.join(map(str, loc))}: {msg}")
-        self.loc, self.msg = loc, msg
+__all__ = [
+    "SpecValidationError",
+    "check_confirm_rows",
+    "estimate_job_bytes",
+    "frame_arrays",
+    "validate_spec",
+]
 
 
 def _check(cond: bool, loc: tuple, msg: str) -> None:
@@ -31,78 +22,10 @@ def _check(cond: bool, loc: tuple, msg: str) -> None:
         raise SpecValidationError(loc, msg)
 
 
-def _check_ranges(spec: TrainSpec) -> None:
-    m, r, t = spec.model, spec.regressor, spec.training
-    _check(m.channels >= 1, ("model", "channels"), f"must be >= 1, got {m.channels}")
-    _check(
-        m.layers >= 2,
-        ("model", "layers"),
-        f"must be >= 2 (the regressor pairs adjacent layers), got {m.layers}",
-    )
-    _check(0 <= m.dropout < 1, ("model", "dropout"), f"must be in [0, 1), got {m.dropout}")
-    _check(m.norm in NORMS, ("model", "norm"), f"must be one of {list(NORMS)}, got {m.norm!r}")
-    bad = [a for a in r.aggregators if a not in AGGREGATORS]
-    _check(
-        bool(r.aggregators) and not bad,
-        ("regressor", "aggregators"),
-        f"must be a non-empty subset of {list(AGGREGATORS)}, got {list(r.aggregators)}",
-    )
-    _check(
-        r.score_mode in SCORE_MODES,
-        ("regressor", "score_mode"),
-        f"must be one of {list(SCORE_MODES)}, got {r.score_mode!r}",
-    )
-    _check(
-        r.scorer in SCORERS,
-        ("regressor", "scorer"),
-        f"must be one of {list(SCORERS)}, got {r.scorer!r}",
-    )
-    _check(
-        r.lr_schedule in LR_SCHEDULES,
-        ("regressor", "lr_schedule"),
-        f"must be one of {list(LR_SCHEDULES)}, got {r.lr_schedule!r}",
-    )
-    for name in ("lr", "weight_decay", "ridge"):
-        v = getattr(r, name)
-        _check(v >= 0 and np.isfinite(v), ("regressor", name), f"must be >= 0, got {v}")
-    _check(r.lr > 0, ("regressor", "lr"), f"must be > 0, got {r.lr}")
-    _check(0 <= r.dropout < 1, ("regressor", "dropout"), f"must be in [0, 1), got {r.dropout}")
-    _check(t.epochs >= 1, ("training", "epochs"), f"must be >= 1, got {t.epochs}")
-    _check(t.batch_size >= 1, ("training", "batch_size"), f"must be >= 1, got {t.batch_size}")
-    _check(t.lr > 0 and np.isfinite(t.lr), ("training", "lr"), f"must be > 0, got {t.lr}")
-    _check(
-        0 <= t.test_fraction <= 0.5,
-        ("training", "test_fraction"),
-        f"must be in [0, 0.5], got {t.test_fraction}",
-    )
-    _check(
-        t.device in DEVICES,
-        ("training", "device"),
-        f"must be one of {list(DEVICES)}, got {t.device!r}",
-    )
-    top = spec.confirm.top
-    _check(
-        0 <= top <= CONFIRM_MAX_TOP,
-        ("confirm", "top"),
-        f"must be in [0, {CONFIRM_MAX_TOP}], got {top}",
-    )
-    _check(
-        top == 0 or t.test_fraction > 0,
-        ("confirm", "top"),
-        "confirmation tests on held-out rows: set training.test_fraction > 0",
-    )
-
-
 def _check_validation(graph: GSNNGraph, spec: TrainSpec) -> None:
     v = spec.validation
-    _check(
-        v.edges is None or v.holdout_fraction is None,
-        ("validation",),
-        "give either 'edges' or 'holdout_fraction', not both",
-    )
     if v.holdout_fraction is not None:
         f = v.holdout_fraction
-        _check(0 < f < 1, ("validation", "holdout_fraction"), f"must be in (0, 1), got {f}")
         n_ff = len(graph.function_edges())
         _check(
             round(f * n_ff) >= 1,
@@ -114,10 +37,8 @@ def _check_validation(graph: GSNNGraph, spec: TrainSpec) -> None:
     _check(len(v.edges) > 0, ("validation", "edges"), "must list at least one edge")
     functions = set(graph.node_names_dict["function"])
     present = graph.function_edges()
-    for i, edge in enumerate(v.edges):
+    for i, (src, dst) in enumerate(v.edges):
         loc = ("validation", "edges", i)
-        _check(len(edge) == 2, loc, f"must be a [src, dst] pair, got {list(edge)}")
-        src, dst = edge
         unknown = [n for n in (src, dst) if n not in functions]
         _check(not unknown, loc, f"{unknown} not function nodes of the graph")
         _check(src != dst, loc, f"self pair {src} -> {dst} cannot be a candidate edge")
@@ -134,8 +55,17 @@ def _check_validation(graph: GSNNGraph, spec: TrainSpec) -> None:
 
 
 def validate_spec(graph: GSNNGraph, spec: TrainSpec) -> None:
-    """Raise :class:`SpecValidationError` naming the first invalid field of ``spec``."""
-    _check_ranges(spec)
+    """Check ``spec`` against ``graph`` (each field's own bounds are checked when the spec
+    is built).
+
+    Raises:
+        SpecValidationError: naming the first invalid field.
+    """
+    _check(
+        spec.confirm.top == 0 or spec.training.test_fraction > 0,
+        ("confirm", "top"),
+        "confirmation tests on held-out rows: set training.test_fraction > 0",
+    )
     _check_validation(graph, spec)
 
 
@@ -152,8 +82,6 @@ def estimate_job_bytes(graph: GSNNGraph, spec: TrainSpec, n_rows: int) -> int:
     plus the activations of a batch (about ``3 C + 2 E`` float32 per row and block, for the
     model and the regressor's caches), the data (``n_rows`` x columns, a few copies) and,
     with ``confirm.top``, one chunk of the confirmation's variants."""
-    from gsnn_edges.inference.confirm import CHUNK_BYTES
-
     n = len(graph.node_names_dict["function"])
     m = spec.model
     n_edges = sum(int(np.asarray(e).shape[1]) for e in graph.edge_index_dict.values()) + n
@@ -164,7 +92,7 @@ def estimate_job_bytes(graph: GSNNGraph, spec: TrainSpec, n_rows: int) -> int:
         + PAIR_BYTES * n * n
         + 2 * spec.training.batch_size * per_row
         + 3 * 4 * n_rows * columns
-        + (CHUNK_BYTES if spec.confirm.top else 0)
+        + (CONFIRM_CHUNK_BYTES if spec.confirm.top else 0)
     )
 
 

@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 from gsnn_edges.client import ApiError, Client, JobFailed
 from gsnn_edges.service.runner import run_job
 
+import references
+from patching import set_existing
 from proctools import make_app
 
 SMALL = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
@@ -40,11 +42,11 @@ def server(tmp_path):
 
 
 @pytest.fixture
-def inputs(server, bench4, frame4) -> tuple[str, str]:
+def inputs(server, bench, frame) -> tuple[str, str]:
     c = server.client()
-    g = bench4.partial.to_json()
-    gid = c.create_graph(g["nodes"], g["edges"], name="bench4")["id"]
-    return gid, c.upload_dataset(gid, frame4)["id"]
+    g = bench.partial.to_json()
+    gid = c.create_graph(g["nodes"], g["edges"], name="bench")["id"]
+    return gid, c.upload_dataset(gid, frame)["id"]
 
 
 @pytest.fixture
@@ -93,17 +95,17 @@ def test_client_other_tenant_gets_404(server, done_job):
     assert info.value.status == 404
 
 
-def test_client_upload_path_csv_parquet_and_dataframe_csv(server, inputs, frame4, tmp_path):
+def test_client_upload_path_csv_parquet_and_dataframe_csv(server, inputs, frame, tmp_path):
     c, gid = server.client(), inputs[0]
-    frame4.to_csv(tmp_path / "d.csv", index=False)
-    frame4.to_parquet(tmp_path / "d.parquet", index=False)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
     for source in (tmp_path / "d.csv", str(tmp_path / "d.parquet")):
-        assert c.upload_dataset(gid, source)["n_samples"] == len(frame4)
-    assert c.upload_dataset(gid, frame4, format="csv")["n_samples"] == len(frame4)
+        assert c.upload_dataset(gid, source)["n_samples"] == len(frame)
+    assert c.upload_dataset(gid, frame, format="csv")["n_samples"] == len(frame)
     with pytest.raises(ValueError, match="format must be 'csv' or 'parquet', got 'xls'"):
-        c.upload_dataset(gid, frame4, format="xls")
+        c.upload_dataset(gid, frame, format="xls")
     with pytest.raises(ApiError, match="missing columns") as info:
-        c.upload_dataset(gid, frame4.drop(columns=frame4.columns[0]))
+        c.upload_dataset(gid, frame.drop(columns=frame.columns[0]))
     assert info.value.errors[0]["loc"] == ["file", "header"]
 
 
@@ -130,7 +132,7 @@ def test_client_wait_failed_job_carries_error(server, inputs):
     job = server.client().submit_job(*inputs, **SMALL)
     with server.app.state.ctx.db.session() as s:  # a spec only a bad deploy could store
         row = s.get(Job, job["id"])
-        row.spec = {**row.spec, "model": {"norm": "banana"}}
+        set_existing(row, "spec", {**row.spec, "model": {"norm": "banana"}})
         s.commit()
     server.run_pending()
     with pytest.raises(JobFailed, match="SpecValidationError: .*banana") as info:
@@ -169,15 +171,17 @@ def test_client_edges_pages_concatenate_to_csv_and_single_page(server, done_job)
         c.edges(done_job, page_size=0)
 
 
-def test_client_weights_metrics_and_evaluate(server, done_job, bench4):
+def test_client_weights_metrics_and_evaluate(server, done_job, bench):
     c = server.client()
     nodes, W = c.weights(done_job)
     as_json = server.http.get(f"/v1/jobs/{done_job}/weights", headers=_key("key-a")).json()
     assert nodes == as_json["nodes"] and W.shape == (len(nodes), len(nodes))
     np.testing.assert_allclose(W, np.asarray(as_json["weights"]), rtol=1e-6)
     assert len(c.metrics(done_job)["history"]) == 2
-    result = c.evaluate(done_job, bench4.held_out, top_k=(1, 2))
-    assert 0.0 <= result["auc"] <= 1.0 and "top@2" in result
+    result = c.evaluate(done_job, bench.held_out, top_k=(1, 2))
+    every = c.edges(done_job, candidates_only=False)
+    assert result["auc"] == pytest.approx(references.table_auc(every, bench.held_out))
+    assert result["n_positives"] == len(bench.held_out) and "top@2" in result
     with pytest.raises(ApiError, match="nowhere") as info:
         c.evaluate(done_job, [("f0", "nowhere")])
     assert info.value.status == 422

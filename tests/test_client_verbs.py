@@ -11,6 +11,7 @@ import pytest
 import uvicorn
 
 from gsnn_edges.cli import main
+from gsnn_edges.client import Client
 from gsnn_edges.service.runner import run_job
 
 from proctools import free_port, make_app
@@ -48,11 +49,11 @@ def url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, bench4, frame4):
+def files(tmp_path_factory, bench, frame):
     tmp = tmp_path_factory.mktemp("cli-files")
-    (tmp / "graph.json").write_text(json.dumps(bench4.partial.to_json()))
-    frame4.to_parquet(tmp / "data.parquet", index=False)
-    spec = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}}
+    (tmp / "graph.json").write_text(json.dumps(bench.partial.to_json()))
+    frame.to_parquet(tmp / "data.parquet", index=False)
+    spec = {"model": {"channels": 3, "layers": 3}, "training": {"epochs": 2}, "confirm": {"top": 3}}
     (tmp / "spec.json").write_text(json.dumps(spec))
     return tmp
 
@@ -73,7 +74,7 @@ def _ids(out: str) -> dict[str, str]:
     return ids
 
 
-def test_client_verbs_submit_wait_status_and_edges(url, files, capsys, tmp_path):
+def test_client_verbs_submit_wait_status_and_edges(url, files, frame, capsys, tmp_path):
     common = ("--url", url, "--api-key", KEY)
     code, out, _ = _run(
         capsys,
@@ -92,11 +93,13 @@ def test_client_verbs_submit_wait_status_and_edges(url, files, capsys, tmp_path)
     assert code == 0, out
     ids = _ids(out)
     assert ids["graph"].startswith("gr_") and ids["dataset"].startswith("ds_")
-    assert "status   succeeded" in out and "(200 samples)" in out
+    assert "status   succeeded" in out and f"({len(frame)} samples)" in out
     job = ids["job"]
 
     code, out, _ = _run(capsys, "status", job, *common)
     assert code == 0 and "status   succeeded" in out and "epoch 2/2" in out
+    with Client(url, api_key=KEY) as c:  # every block of --spec reached the job
+        assert c.job(job)["spec"]["confirm"] == {"top": 3}
 
     code, out, _ = _run(capsys, "edges", job, *common, "--limit", "3")
     assert code == 0 and len(out.strip().splitlines()) == 4  # header + 3 rows
@@ -135,6 +138,12 @@ def test_client_verbs_bad_inputs_exit_1_with_a_message(url, files, capsys, tmp_p
         capsys, "submit", *common, "--graph-id", "g", "--dataset-id", "d", "--spec",
         str(files / "graph.json"),
     )  # fmt: skip
-    assert code == 1 and "unknown keys ['edges', 'nodes']" in err
+    assert code == 1 and "nodes: Extra inputs are not permitted" in err
+    (tmp_path / "spec.json").write_text('{"confirm": {"top": 9999}}')
+    code, _, err = _run(
+        capsys, "submit", *common, "--graph-id", "g", "--dataset-id", "d", "--spec",
+        str(tmp_path / "spec.json"),
+    )  # fmt: skip
+    assert code == 1 and "confirm.top: Input should be less than or equal to 500" in err
     code, _, err = _run(capsys, "status", "j", "--url", "http://127.0.0.1:1")
     assert code == 1 and "cannot reach http://127.0.0.1:1" in err

@@ -42,7 +42,7 @@ def test_graph_from_edges_builds_indices(graph):
     assert graph.edge_index_dict[IF].tolist() == [[0, 1], [0, 1]]
     assert graph.edge_index_dict[FF].tolist() == [[0, 1, 0], [2, 2, 1]]
     assert graph.edge_index_dict[FO].tolist() == [[2, 1], [0, 1]]
-    assert all(t.dtype == torch.long for t in graph.edge_index_dict.values())
+    assert all(t.dtype == np.int64 for t in graph.edge_index_dict.values())
     assert sorted(graph.edge_names()) == sorted(EDGES)
 
 
@@ -81,6 +81,24 @@ def test_graph_from_hetero_round_trip(graph):
     g = GSNNGraph.from_hetero(data)
     assert g == graph
     assert as_graph(data) == graph
+
+
+def test_graph_to_hetero_and_back_is_the_same_graph(graph):
+    """to_hetero writes a real HeteroData (names per node store, LongTensor edge
+    indices, num_nodes) that PyG validates, and from_hetero reads it back unchanged."""
+    data = graph.to_hetero()
+    assert isinstance(data, HeteroData) and data.validate()
+    assert data.node_types == ["input", "function", "output"]
+    assert data["function"].num_nodes == 3 and data["function"].node_names == NODES["function"]
+    ff = data[FF].edge_index
+    assert ff.dtype == torch.long and ff.tolist() == graph.edge_index_dict[FF].tolist()
+    back = GSNNGraph.from_hetero(data)
+    assert back == graph
+    ff[0, 0] = 2  # the HeteroData does not share memory with the graph
+    assert graph.edge_index_dict[FF][0, 0] == 0
+    assert GSNNGraph.from_hetero(graph.without_function_edges([("f0", "f1")]).to_hetero()) == (
+        graph.without_function_edges([("f0", "f1")])
+    )
 
 
 def test_graph_from_hetero_accepts_plain_object(graph):
@@ -194,7 +212,7 @@ def _with(key, value):
         (_with(FO, torch.tensor([[2, 1], [0, 2]])), r"index 2 .*2 'output'"),
         (_with(FF, torch.tensor([0, 1, 2])), r"shape \[2, E\], got \[3\]"),
         (_with(FF, torch.zeros(3, 2, dtype=torch.long)), r"got \[3, 2\]"),
-        (_with(FF, torch.tensor([[0.0], [2.0]])), "integer dtype, got torch.float32"),
+        (_with(FF, torch.tensor([[0.0], [2.0]])), "integer dtype, got float32"),
         (_with(FF, torch.tensor([[0, 0], [2, 2]])), r"duplicate edge \('f0', 'f2'\)"),
         (_with(FF, torch.tensor([[2], [2]])), r"self-loop \('f2', 'f2'\)"),
         (_with(("input", "to", "output"), torch.tensor([[0], [0]])), "unknown edge type key"),
@@ -211,7 +229,7 @@ def test_graph_accepts_numpy_indices(graph):
     eid = {k: v.numpy().astype(np.int32) for k, v in _index_dict().items()}
     g = GSNNGraph(dict(NODES), eid)
     assert g == graph
-    assert g.edge_index_dict[FF].dtype == torch.long
+    assert g.edge_index_dict[FF].dtype == np.int64
 
 
 def test_graph_validation_error_is_value_error():

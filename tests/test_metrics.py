@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from gsnn_edges.metrics import (
     bh_qvalues,
@@ -11,13 +12,7 @@ from gsnn_edges.metrics import (
     target_ranks,
 )
 
-
-def _brute_auc(pos, neg):
-    total = 0.0
-    for p in pos:
-        for n in neg:
-            total += 1.0 if p > n else 0.5 if p == n else 0.0
-    return total / (len(pos) * len(neg))
+import references
 
 
 def _brute_bh(p):
@@ -28,25 +23,6 @@ def _brute_bh(p):
             for i in range(m)
         ]
     )
-
-
-def _brute_ranks(S, in_graph, pos, exclude, exclude_self=True):
-    n = S.shape[0]
-    excl = {tuple(e) for e in exclude}
-    posset = {tuple(p) for p in pos}
-    raw, filt = [], []
-    for s, d in pos:
-        r, f = 1.0, 1.0
-        for i in range(n):
-            if i == s or (exclude_self and i == d) or (i, d) in excl:
-                continue
-            w = 1.0 if S[i, d] > S[s, d] else 0.5 if S[i, d] == S[s, d] else 0.0
-            r += w
-            if not in_graph[i, d] and (i, d) not in posset:
-                f += w
-        raw.append(r)
-        filt.append(f)
-    return np.array(raw), np.array(filt)
 
 
 @pytest.fixture
@@ -67,7 +43,7 @@ def test_roc_auc_matches_brute_force_with_ties():
     for _ in range(20):
         scores = rng.integers(0, 5, 40).astype(float)
         labels = rng.random(40) < 0.3
-        expected = _brute_auc(scores[labels], scores[~labels])
+        expected = references.auc(scores[labels], scores[~labels])
         assert roc_auc(scores, labels) == pytest.approx(expected)
 
 
@@ -116,6 +92,23 @@ def test_bh_qvalues_matches_brute_force_and_keeps_shape():
     assert np.all(q >= p) and np.all(q <= 1)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bh_qvalues_matches_scipy_false_discovery_control(seed):
+    """scipy's BH adjustment on p-values with ties, exact 0/1 and a block of signal; NaN
+    entries are left out of m (scipy sees only the finite ones)."""
+    rng = np.random.default_rng(seed)
+    p = np.concatenate([rng.random(300), rng.random(40) * 1e-4, [0.0, 1.0, 0.5, 0.5]])
+    p[:20] = p[20]  # ties
+    rng.shuffle(p)
+    np.testing.assert_allclose(bh_qvalues(p), stats.false_discovery_control(p), rtol=1e-12)
+    with_nan = p.copy()
+    with_nan[rng.choice(p.size, 25, replace=False)] = np.nan
+    ok = ~np.isnan(with_nan)
+    q = bh_qvalues(with_nan.reshape(-1, 4)).ravel()
+    assert np.isnan(q[~ok]).all()
+    np.testing.assert_allclose(q[ok], stats.false_discovery_control(with_nan[ok]), rtol=1e-12)
+
+
 def test_bh_qvalues_never_below_p_after_rounding():
     p = np.array([0.11630562817018843, 0.9544139311118778, 0.49622070074149205])
     assert 0.9544139311118778 * 3 / 3 < 0.9544139311118778  # the round-off this guards
@@ -133,7 +126,7 @@ def test_bh_qvalues_clips_nan_and_rejects_out_of_range():
 def test_target_ranks_matches_brute_force(tied_problem):
     S, in_graph, pos, exclude = tied_problem
     raw, filt = target_ranks(S, in_graph, pos, exclude=exclude)
-    eraw, efilt = _brute_ranks(S, in_graph, pos, exclude)
+    eraw, efilt = references.ranks(S, in_graph, pos, exclude)
     np.testing.assert_allclose(raw, eraw)
     np.testing.assert_allclose(filt, efilt)
     assert np.all(filt <= raw)
@@ -142,7 +135,7 @@ def test_target_ranks_matches_brute_force(tied_problem):
 def test_target_ranks_with_self_pairs_scored(tied_problem):
     S, in_graph, pos, exclude = tied_problem
     raw, filt = target_ranks(S, in_graph, pos, exclude=exclude, exclude_self=False)
-    eraw, efilt = _brute_ranks(S, in_graph, pos, exclude, exclude_self=False)
+    eraw, efilt = references.ranks(S, in_graph, pos, exclude, exclude_self=False)
     np.testing.assert_allclose(raw, eraw)
     np.testing.assert_allclose(filt, efilt)
 
@@ -155,8 +148,8 @@ def test_score_matrix_metrics_matches_brute_force(tied_problem):
     neg[np.eye(n, dtype=bool) | in_graph] = False
     neg[tuple(exclude.T)] = False
     neg[tuple(pos.T)] = False
-    assert m["auc"] == pytest.approx(_brute_auc(S[tuple(pos.T)], S[neg]))
-    raw, filt = _brute_ranks(S, in_graph, pos, exclude)
+    assert m["auc"] == pytest.approx(references.auc(S[tuple(pos.T)], S[neg]))
+    raw, filt = references.ranks(S, in_graph, pos, exclude)
     assert m["mrr"] == pytest.approx(np.mean(1 / raw))
     assert m["top@2"] == pytest.approx(np.mean(raw <= 2))
     assert m["filtered_mrr"] == pytest.approx(np.mean(1 / filt))
@@ -282,8 +275,9 @@ def test_edge_table_metrics_unknown_names():
         edge_table_metrics(res, [("f0", "f1")])
 
 
-def test_score_matrix_metrics_large_is_vectorized():
-    # N = 2,000 (4M pairs), 100 positives: ~0.2 s on the dev container CPU (not asserted).
+def test_score_matrix_metrics_large_matches_rank_sum_and_loop_references():
+    """N = 2,000 (4M pairs), 100 positives: the vectorized metrics equal scipy's rank-sum
+    AUC and the per-positive loop's ranks (~0.2 s on the dev container CPU, not asserted)."""
     rng = np.random.default_rng(4)
     n = 2000
     S = rng.standard_normal((n, n))
@@ -292,5 +286,12 @@ def test_score_matrix_metrics_large_is_vectorized():
     pos = pos[pos[:, 0] != pos[:, 1]]
     S[tuple(pos.T)] += 3.0
     m = score_matrix_metrics(S, in_graph, pos)
-    assert 0.95 < m["auc"] <= 1.0
+    neg = ~np.eye(n, dtype=bool)
+    neg[tuple(pos.T)] = False
+    u = stats.mannwhitneyu(S[tuple(pos.T)], S[neg], method="asymptotic").statistic
+    assert m["auc"] == pytest.approx(u / (len(pos) * neg.sum()), rel=1e-9)
+    raw, filt = references.ranks(S, in_graph, pos, np.zeros((0, 2), dtype=int))
+    assert m["mrr"] == pytest.approx(np.mean(1 / raw))
+    assert m["filtered_mrr"] == pytest.approx(np.mean(1 / filt))
+    assert m["top@5"] == pytest.approx(np.mean(raw <= 5))
     assert m["n_positives"] == len(pos)

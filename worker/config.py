@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 
+from gsnn_edges.service.context import Enqueue
 from gsnn_edges.service.settings import Settings
 
 RUN_JOB = "gsnn_edges.run_job"
@@ -55,7 +57,7 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def celery_enqueue(app: Celery, settings: Settings):  # noqa: ANN201 - Enqueue callable
+def celery_enqueue(app: Celery, settings: Settings) -> Enqueue:
     """``enqueue(job_id)`` sending ``gsnn_edges.run_job`` by name (no task import)."""
 
     def enqueue(job_id: str) -> None:
@@ -64,7 +66,7 @@ def celery_enqueue(app: Celery, settings: Settings):  # noqa: ANN201 - Enqueue c
     return enqueue
 
 
-def broker_ping(app: Celery, settings: Settings):  # noqa: ANN201 - probe callable
+def broker_ping(app: Celery, settings: Settings) -> Callable[[], None]:
     """Zero-argument probe raising if the broker is unreachable."""
 
     def ping() -> None:

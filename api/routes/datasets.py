@@ -9,7 +9,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Ctx, PagingDep, Tenant
 from api.errors import problem_responses
-from api.routes.presenters import dataset_out
 from api.schemas.datasets import DatasetList, DatasetOut
 from gsnn_edges.service import datasets as svc
 
@@ -40,7 +39,7 @@ async def upload_dataset(
     data = await file.read()
     row = await run_in_threadpool(svc.create_dataset, ctx, tenant, graph_id, data, file.filename)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
-    return dataset_out(row)
+    return DatasetOut.model_validate(row)
 
 
 @router.get(
@@ -50,7 +49,7 @@ async def upload_dataset(
     summary="Get a dataset",
 )
 def get_dataset(dataset_id: str, ctx: Ctx, tenant: Tenant) -> DatasetOut:
-    return dataset_out(svc.get_dataset(ctx, tenant, dataset_id))
+    return DatasetOut.model_validate(svc.get_dataset(ctx, tenant, dataset_id))
 
 
 @router.get(
@@ -66,4 +65,4 @@ def list_datasets(
     graph_id: Annotated[str | None, Query(description="Only datasets of this graph.")] = None,
 ) -> DatasetList:
     rows, total = svc.list_datasets(ctx, tenant, paging.limit, paging.offset, graph_id)
-    return DatasetList.of([dataset_out(r) for r in rows], total, paging)
+    return DatasetList.of([DatasetOut.model_validate(r) for r in rows], total, paging)

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.deps import Ctx, PagingDep, Tenant
 from api.errors import problem_responses
-from api.routes.presenters import graph_out
-from api.schemas.graphs import GraphCreate, GraphList, GraphOut
+from api.schemas.graphs import GraphContent, GraphCreate, GraphList, GraphOut
 from gsnn_edges.service import graphs as svc
 
 router = APIRouter(prefix="/v1/graphs", tags=["graphs"])
@@ -28,7 +27,7 @@ def create_graph(body: GraphCreate, ctx: Ctx, tenant: Tenant, response: Response
     content = {"nodes": body.nodes.model_dump(), "edges": [list(e) for e in body.edges]}
     row = svc.create_graph(ctx, tenant, body.name, content)
     response.headers["Location"] = f"/v1/graphs/{row.id}"
-    return graph_out(row)
+    return GraphOut.model_validate(row)
 
 
 @router.get(
@@ -46,7 +45,10 @@ def get_graph(
     ] = None,
 ) -> GraphOut:
     row = svc.get_graph(ctx, tenant, graph_id)
-    return graph_out(row, svc.graph_content(ctx, row.id) if include == "content" else None)
+    out = GraphOut.model_validate(row)
+    if include == "content":
+        out.content = GraphContent(**svc.graph_content(ctx, row.id))
+    return out
 
 
 @router.get(
@@ -54,4 +56,4 @@ def get_graph(
 )
 def list_graphs(ctx: Ctx, tenant: Tenant, paging: PagingDep) -> GraphList:
     rows, total = svc.list_graphs(ctx, tenant, paging.limit, paging.offset)
-    return GraphList.of([graph_out(r) for r in rows], total, paging)
+    return GraphList.of([GraphOut.model_validate(r) for r in rows], total, paging)

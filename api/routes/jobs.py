@@ -8,8 +8,8 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from api.deps import Ctx, PagingDep, Tenant
 from api.errors import problem_responses
-from api.routes.presenters import job_out
-from api.schemas.jobs import JobCreate, JobList, JobOut, JobStatus
+from api.schemas.jobs import JobCreate, JobList, JobOut
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import jobs as svc
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -44,13 +44,13 @@ def submit_job(
 ) -> JobOut:
     """Queue a job; 202 with the job. A replayed Idempotency-Key answers 200."""
     result = svc.submit_job(
-        ctx, tenant, body.graph_id, body.dataset_id, body.to_spec_dict(), idempotency_key
+        ctx, tenant, body.graph_id, body.dataset_id, body.spec().to_dict(), idempotency_key
     )
     response.headers["Location"] = f"/v1/jobs/{result.job.id}"
     if result.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
-    return job_out(result.job)
+    return JobOut.model_validate(result.job)
 
 
 @router.get(
@@ -60,7 +60,7 @@ def submit_job(
     summary="Get a job",
 )
 def get_job(job_id: str, ctx: Ctx, tenant: Tenant) -> JobOut:
-    return job_out(svc.get_job(ctx, tenant, job_id))
+    return JobOut.model_validate(svc.get_job(ctx, tenant, job_id))
 
 
 @router.get("", response_model=JobList, responses=problem_responses(401, 422), summary="List jobs")
@@ -73,7 +73,7 @@ def list_jobs(
     ] = None,
 ) -> JobList:
     rows, total = svc.list_jobs(ctx, tenant, paging.limit, paging.offset, status_)
-    return JobList.of([job_out(r) for r in rows], total, paging)
+    return JobList.of([JobOut.model_validate(r) for r in rows], total, paging)
 
 
 @router.post(
@@ -87,4 +87,4 @@ def cancel_job(job_id: str, ctx: Ctx, tenant: Tenant, response: Response) -> Job
     """A queued job never starts; a running one stops at its next epoch boundary.
     Cancelling a succeeded or failed job is 409."""
     response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return job_out(svc.cancel_job(ctx, tenant, job_id))
+    return JobOut.model_validate(svc.cancel_job(ctx, tenant, job_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,12 +18,12 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _check(name: str, fn) -> str:  # noqa: ANN001 - a zero-argument probe
+def _check(name: str, fn: Callable[[], object]) -> str:
     """``"ok"``, or ``"error: <exception type>"``: the message (hosts, users, paths) goes
     to the log, never to an unauthenticated caller."""
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:  # any failure means not ready
         log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         return f"error: {type(exc).__name__}"
     return "ok"

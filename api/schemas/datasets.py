@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import Page
 
 
 class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the database row
     id: str = Field(description="Opaque dataset id.")
     graph_id: str = Field(description="Graph whose input and output nodes the columns name.")
     n_samples: int = Field(description="Number of rows (samples).")

@@ -51,6 +51,7 @@ class GraphContent(BaseModel):
 
 
 class GraphOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the database row
     id: str = Field(description="Opaque graph id.")
     name: str | None = Field(description="Display name, if given.")
     counts: GraphCounts = Field(description="Node and edge counts.")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import Page
+from api.schemas.jobs import Progress
 
 
 class EdgeItem(BaseModel):
@@ -54,38 +55,96 @@ class WeightsOut(BaseModel):
     )
 
 
+class RankMetrics(BaseModel):
+    """How a score table ranks known true edges among the candidate pairs. Also
+    ``top@k`` and ``filtered_top@k`` for each k reported (share of the positives ranked
+    in the top k of their source's candidates)."""
+
+    model_config = ConfigDict(extra="allow")
+    auc: float | None = Field(description="ROC AUC of positives against all other candidates.")
+    mrr: float | None = Field(description="Mean reciprocal rank of the positives.")
+    filtered_mrr: float | None = Field(
+        None, description="MRR with the other positives removed from each ranking."
+    )
+    n_positives: int = Field(description="Positive edges scored.")
+
+
+class TestMetrics(BaseModel):
+    loss: float | None = Field(None, description="Mean loss on the held-out samples.")
+    r2: float | None = Field(None, description="R^2 on the held-out samples.")
+    edges: RankMetrics | None = Field(
+        None, description="The edge table on the test edges (null without them)."
+    )
+
+
+class ScorerMetrics(BaseModel):
+    n_scored: int = Field(description="Candidate pairs the scorer gives a score.")
+    validation: RankMetrics | None = Field(None, description="On the validation edges.")
+    test_edges: RankMetrics | None = Field(None, description="On the test edges.")
+
+
+class ScoreTestInfo(BaseModel):
+    rows: int = Field(description="Samples of the score test's one fixed-model pass.")
+    epoch: int | None = Field(None, description="Checkpoint epoch it used.")
+    samples: str = Field(description="Which samples: 'training'.")
+
+
+class ConfirmInfo(BaseModel):
+    top: int = Field(description="confirm.top of the spec.")
+    n_confirmed: int = Field(description="Candidates confirmed (<= top).")
+    discoveries_q_0_1: int = Field(description="Confirmed pairs with confirm_q_value < 0.1.")
+    train_rows: int = Field(description="Rows the candidate edges were fitted on.")
+    heldout_rows: int = Field(description="Held-out rows they were tested on.")
+    seconds: float = Field(description="Wall-clock time of the stage.")
+
+
+class EpochRecord(Progress):
+    seconds: float | None = Field(None, description="Wall-clock time of the epoch.")
+
+
+class Timing(BaseModel):
+    train_seconds: float = Field(description="Training loop, all epochs.")
+    aux_step_seconds: float = Field(description="Of which the edge regressor's steps.")
+    seconds_per_epoch: float = Field(description="train_seconds / epochs run.")
+    scorer_seconds: float = Field(description="Scoring every pair after training.")
+
+
+class LastEpochMetrics(BaseModel):
+    validation: RankMetrics | None = Field(None, description="On the validation edges.")
+    test_edges: RankMetrics | None = Field(None, description="On the test edges.")
+
+
 class MetricsOut(BaseModel):
     best_epoch: int | None = Field(None, description="Epoch of the kept checkpoint.")
     scorer: str | None = Field(None, description="The scorer behind the edge table.")
-    validation: dict[str, Any] | None = Field(
-        None,
-        description="The edge table's auc, mrr, top@k, n_positives on the validation edges "
-        "(or null).",
+    validation: RankMetrics | None = Field(
+        None, description="The edge table on the validation edges (null without them)."
     )
-    test: dict[str, Any] | None = Field(
-        None, description="Held-out samples: loss, r2; 'edges': the edge table on test edges."
+    test: TestMetrics | None = Field(
+        None, description="Held-out samples (loss, r2) and the edge table on test edges."
     )
-    scorers: dict[str, Any] | None = Field(
+    scorers: dict[str, ScorerMetrics] | None = Field(
         None,
         description="Every scorer of the run (hybrid, score_test, observed_baseline, "
-        "magnitude): n_scored and its validation / test_edges metrics, so you can see "
-        "whether the network adds anything over the observed-node baseline.",
+        "magnitude), so you can see whether the network adds anything over the "
+        "observed-node baseline.",
     )
-    score_test: dict[str, Any] | None = Field(
-        None,
-        description="Rows and checkpoint epoch of the one fixed-model pass the score test used.",
+    score_test: ScoreTestInfo | None = Field(
+        None, description="Rows and checkpoint epoch of the score test's pass."
     )
-    confirm: dict[str, Any] | None = Field(
-        None,
-        description="The confirmation stage (null when confirm.top is 0): top, n_confirmed, "
-        "discoveries_q_0_1, train_rows, heldout_rows, seconds.",
+    confirm: ConfirmInfo | None = Field(
+        None, description="The confirmation stage (null when confirm.top is 0)."
     )
-    history: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Per epoch: epoch, train_loss, aux_loss, val_auc, val_mrr, seconds.",
-    )
+    history: list[EpochRecord] = Field(default_factory=list, description="Per epoch.")
     device: str | None = Field(None, description="Device used.")
-    timing: dict[str, Any] | None = Field(None, description="Wall-clock timings (seconds).")
+    timing: Timing | None = Field(None, description="Wall-clock timings (seconds).")
+    validation_edges: list[tuple[str, str]] = Field(
+        default_factory=list,
+        description="The validation edges (given, or hidden by validation.holdout_fraction).",
+    )
+    last_epoch: LastEpochMetrics | None = Field(
+        None, description="The regressor's W at the last epoch (before the checkpoint restore)."
+    )
 
 
 class EvaluateIn(BaseModel):

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-_SPEC_BLOCKS = ("model", "regressor", "training", "validation")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--data", type=Path, help="Observations, .csv or .parquet.")
     data.add_argument("--dataset-id", help="Id of a dataset uploaded earlier.")
     submit.add_argument(
-        "--spec", type=Path, help="spec.json with optional model/regressor/training/validation."
+        "--spec",
+        type=Path,
+        help="spec.json with optional model/regressor/training/validation/confirm blocks.",
     )
     submit.add_argument("--name", help="Name of the uploaded graph.")
     submit.add_argument("--idempotency-key", help="Resubmitting with it returns the same job.")
@@ -114,10 +115,13 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def _load_spec(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
+    from gsnn_edges.spec import SpecValidationError, TrainSpec
+
     spec = _read_json(path, "--spec")
-    unknown = sorted(set(spec) - set(_SPEC_BLOCKS))
-    if unknown:
-        raise ValueError(f"--spec {path}: unknown keys {unknown}; allowed {list(_SPEC_BLOCKS)}")
+    try:  # checked here, before anything is uploaded
+        TrainSpec.from_dict(spec)
+    except SpecValidationError as exc:
+        raise ValueError(f"--spec {path}: {exc}") from None
     return spec
 
 
@@ -150,6 +154,7 @@ def _submit(args: argparse.Namespace) -> int:
             regressor=spec.get("regressor"),
             training=spec.get("training"),
             validation=spec.get("validation"),
+            confirm=spec.get("confirm"),
             idempotency_key=args.idempotency_key,
         )
         print(f"job      {job['id']}  {job['status']}")

@@ -11,7 +11,7 @@ from gsnn_edges.experiment import BenchmarkRun, edge_labels
 from gsnn_edges.metrics import roc_curve
 
 
-def _fmt(v) -> str:
+def _fmt(v: float | None) -> str:
     return "   -  " if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:6.3f}"
 
 

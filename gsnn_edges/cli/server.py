@@ -12,6 +12,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from gsnn_edges.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +50,24 @@ def _add_http_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="Bind port.")
 
 
-def _run_api(settings, host: str, port: int) -> int:  # noqa: ANN001 - Settings
+def celery_app(settings: Settings, **options: Any) -> FastAPI:
+    """The API app wired to the Celery queue of ``settings`` (``api`` never imports the
+    worker package: this adapter assembles the two)."""
+    from api.app import create_app
+    from worker.config import broker_ping, celery_enqueue, create_celery
+
+    celery = create_celery(settings)
+    return create_app(
+        settings,
+        enqueue=celery_enqueue(celery, settings),
+        broker_ping=broker_ping(celery, settings),
+        **options,
+    )
+
+
+def _run_api(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
-    from api.app import create_app
     from api.limits import is_loopback
 
     if not settings.auth_enabled and not is_loopback(host):
@@ -58,7 +78,7 @@ def _run_api(settings, host: str, port: int) -> int:  # noqa: ANN001 - Settings
         )
         return 2
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=host, port=port)
+    uvicorn.run(celery_app(settings), host=host, port=port)
     return 0
 
 
@@ -68,7 +88,7 @@ def _api(args: argparse.Namespace) -> int:
     return _run_api(get_settings(), args.host, args.port)
 
 
-def _worker_argv(settings, concurrency: int, loglevel: str) -> list[str]:  # noqa: ANN001
+def _worker_argv(settings: Settings, concurrency: int, loglevel: str) -> list[str]:
     argv = [
         "worker",
         "-l",

@@ -54,30 +54,27 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
+from gsnn_edges.device import model_device
 from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
+from gsnn_edges.graph import GraphData
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
-    model_device,
     node_sums,
     probe_mode,
     uniform_group_size,
 )
 from gsnn_edges.metrics import bh_qvalues
+from gsnn_edges.spec import CONFIRM_CHUNK_BYTES
 
 __all__ = ["CONFIRM_COLUMNS", "EdgeConfirmation", "confirm_edges", "with_confirmation"]
 
-# Adam passes over the training rows and rate of every variant's fit. Chosen for one
-# joint fit on one seed each of the benchmark (missing edges) and two complete graphs
-# (rates 1e-2 / 3e-2 x 3 / 10 passes): all four fitted the benchmark's held-out edges
-# alike (23-24 true discoveries); 1e-2 x 3 let the fewest noise edges in under the
-# complete graphs.
+# Adam passes over the training rows and rate of every variant's fit (how they were
+# chosen: benchmarks/README.md, "Implementation choices").
 FIT_EPOCHS = 3
 FIT_LR = 1e-2
-# Activation memory a chunk of side-by-side variants may take (forward and backward).
-CHUNK_BYTES = 256 * 2**20
 
 
-def rows_per_chunk(model: nn.Module, budget: int = CHUNK_BYTES) -> int:
+def rows_per_chunk(model: nn.Module, budget: int = CONFIRM_CHUNK_BYTES) -> int:
     """Rows of side-by-side variants whose activations fit in ``budget`` bytes: per row
     and block about ``3 C`` channel values (pre-norm, activation, gradient) and ``2 E``
     edge-state values, float32. Bounds the confirmation's memory on large graphs, where a
@@ -145,7 +142,7 @@ def with_confirmation(
 
 def confirm_edges(
     model: nn.Module,
-    data,
+    data: GraphData,
     pairs: np.ndarray,
     train_batches: Iterable,
     x_heldout: Tensor,
@@ -167,7 +164,7 @@ def confirm_edges(
             not train on (at least 3).
         epochs, lr: passes and Adam rate of every variant's fit.
         chunk_rows: variants run side by side in chunks of about this many rows
-            (default: as many as fit in ``CHUNK_BYTES`` of activations, see
+            (default: as many as fit in ``CONFIRM_CHUNK_BYTES`` of activations, see
             :func:`rows_per_chunk`).
 
     Returns:

@@ -7,15 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from gsnn_edges.graph import FF, GraphData
 from gsnn_edges.metrics import bh_qvalues
 
 __all__ = ["edge_table", "function_edge_mask"]
 
 
-def function_edge_mask(data, n_function: int) -> np.ndarray:
+def function_edge_mask(data: GraphData, n_function: int) -> np.ndarray:
     """Bool ``[N, N]``: ``True`` where ``function_i -> function_j`` is in the graph."""
     mask = np.zeros((n_function, n_function), dtype=bool)
-    ei = data.edge_index_dict.get(("function", "to", "function"))
+    ei = data.edge_index_dict.get(FF)
     if ei is not None and len(ei[0]):
         ei = np.asarray(ei)
         mask[ei[0], ei[1]] = True

@@ -14,12 +14,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from gsnn_edges.device import model_device
+from gsnn_edges.graph import GraphData
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
     LossFn,
     check_aggregators,
     check_probe_model,
-    model_device,
     node_magnitudes,
     probe_batches,
     uniform_group_size,
@@ -77,7 +78,7 @@ class MagnitudeEdgeInferer:
     def __init__(
         self,
         model: nn.Module,
-        data,
+        data: GraphData,
         *,
         aggregator: str = "sum",
         use_pre_norm: bool = True,

@@ -9,12 +9,13 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from gsnn_edges.spec import AGGREGATORS
+from gsnn_edges.graph import GraphData
+from gsnn_edges.inference.choices import AGGREGATORS
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def check_probe_model(model, data) -> None:
+def check_probe_model(model: nn.Module, data: GraphData) -> None:
     """A model the regressor or the inferer can read magnitudes from, matching ``data``.
 
     Raises:
@@ -34,7 +35,7 @@ def check_probe_model(model, data) -> None:
         raise ValueError(f"data has {n_data} function nodes but the model has {model.n_function}")
 
 
-def check_aggregators(aggregators) -> tuple[str, ...]:
+def check_aggregators(aggregators: Iterable[str]) -> tuple[str, ...]:
     aggs = tuple(aggregators)
     if not aggs:
         raise ValueError(f"aggregators must name at least one of {AGGREGATORS}, got []")
@@ -65,7 +66,8 @@ def node_magnitudes(
     """Reduce ``|a|`` over each node's channels, for every aggregator at once.
 
     One vectorized reduction over all nodes: a reshape when every node owns the same
-    contiguous channel block, a scatter (segment) reduction otherwise.
+    contiguous channel block, PyG's ``scatter`` otherwise (faster than
+    ``Tensor.scatter_reduce``: ``benchmarks/pyg_utils.py``).
 
     Args:
         a: activations or gradients ``[..., C]`` (any leading dims).
@@ -99,21 +101,20 @@ def reduce_channels(g: Tensor, agg: str, dim: int) -> Tensor:
 def _segment_magnitudes(
     a: Tensor, channel_groups: Tensor, n_nodes: int, aggregators: tuple[str, ...]
 ) -> Tensor:
-    lead = a.shape[:-1]
-    flat = a.reshape(-1, a.shape[-1])
-    index = channel_groups.expand_as(flat)
+    # imported here: torch_geometric adds ~1.5 s to an import, and GSNN models built by
+    # this library always take the reshape path
+    from torch_geometric.utils import scatter
+
     out = []
     for agg in aggregators:  # a loop over <= 4 aggregators, not over nodes
-        src = flat.square() if agg == "l2" else flat
-        reduce = {"sum": "sum", "l2": "sum", "max": "amax", "mean": "mean"}[agg]
-        res = flat.new_zeros(flat.shape[0], n_nodes).scatter_reduce(
-            1, index, src, reduce=reduce, include_self=False
-        )
+        src = a.square() if agg == "l2" else a
+        reduce = "sum" if agg == "l2" else agg
+        res = scatter(src, channel_groups, dim=-1, dim_size=n_nodes, reduce=reduce)
         out.append(res.sqrt() if agg == "l2" else res)
-    return torch.stack(out).reshape(len(aggregators), *lead, n_nodes)
+    return torch.stack(out)
 
 
-def block_tensors(model, use_pre_norm: bool) -> list[Tensor | None]:
+def block_tensors(model: nn.Module, use_pre_norm: bool) -> list[Tensor | None]:
     """The cached per-block tensors magnitudes are taken from (``[B, C]`` each)."""
     attr = "_last_pre_norm_activation" if use_pre_norm else "_last_activation"
     return [getattr(block, attr) for block in model.ResBlocks]
@@ -172,12 +173,7 @@ def node_sums(a: Tensor, channel_groups: Tensor, n_nodes: int, group_size: int |
     """
     if group_size is not None:
         return a.reshape(*a.shape[:-1], n_nodes, group_size).sum(-1)
+    # index_add_ rather than PyG's scatter, which is as fast within noise (4% slower:
+    # benchmarks/pyg_utils.py)
     out = a.new_zeros(*a.shape[:-1], n_nodes)
     return out.index_add_(-1, channel_groups, a)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the first parameter or buffer (CPU for a module with neither)."""
-    for t in [*model.parameters(), *model.buffers()]:
-        return t.device
-    return torch.device("cpu")

@@ -36,7 +36,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from gsnn_edges.graph import EDGE_TYPES, FF, as_graph
+from gsnn_edges.graph import EDGE_TYPES, FF, GraphInput, as_graph
 
 __all__ = ["ObservedBaseline", "observed_baseline"]
 
@@ -301,7 +301,7 @@ def _partial_f_pvalues(r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int) -> 
 
 # --------------------------------------------------------------------------- public
 def observed_baseline(
-    graph, X: np.ndarray, Y: np.ndarray, *, ridge: float = 1e-6, degree: int = 1
+    graph: GraphInput, X: np.ndarray, Y: np.ndarray, *, ridge: float = 1e-6, degree: int = 1
 ) -> ObservedBaseline:
     """Score every function -> function pair with the observed-node regression baseline.
 
@@ -348,7 +348,7 @@ def observed_baseline(
     if degree < 1:
         raise ValueError(f"degree must be >= 1, got {degree}")
     n, n_f = X.shape[0], g.n_function
-    eid = {k: v.numpy() for k, v in g.edge_index_dict.items()}
+    eid = dict(g.edge_index_dict)  # the degree > 1 branch rebinds the input edges
     (zx, live_x), (zy, live_y) = _zscore(X), _zscore(Y)
     Z, live = torch.cat([zx, zy], dim=1), torch.cat([live_x, live_y])  # pool [S, n_in + n_out]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -11,6 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from gsnn_edges import metrics
+from gsnn_edges.device import model_device
+from gsnn_edges.graph import GraphData
+from gsnn_edges.inference.choices import LR_SCHEDULES, SCORE_MODES
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
     block_tensors,
@@ -20,8 +24,7 @@ from gsnn_edges.inference.magnitudes import (
     reduce_channels,
     uniform_group_size,
 )
-from gsnn_edges.inference.regressor_stats import gram_pvalues, standardize_update
-from gsnn_edges.spec import SCORE_MODES
+from gsnn_edges.inference.regressor_stats import gram_pvalues, gram_update_, standardize_update
 
 _POST_NORM_OK = ("batch", "groupbatch", "none")
 _MASK_CHUNK = 1 << 22  # dropout-mask entries per batched product (16 MiB in float32)
@@ -66,7 +69,7 @@ class MagnitudeEdgeRegressor(nn.Module):
     def __init__(
         self,
         model: nn.Module,
-        data,
+        data: GraphData,
         aggregators: Sequence[str] = ("sum", "max"),
         use_pre_norm: bool = True,
         standardize: bool = True,
@@ -101,14 +104,16 @@ class MagnitudeEdgeRegressor(nn.Module):
         self.register_buffer("gram", torch.zeros(n, n))
         self.register_buffer("n_rows", torch.zeros((), dtype=torch.long))
         self.register_buffer("rss", torch.zeros((), dtype=torch.float64))
-        self.to(next(model.parameters()).device)
+        self.to(model_device(model))
         self.reset_parameters()
         self._stage = "idle"
         self._best_state: dict[str, Tensor] | None = None
         self.best_metric: float | None = None
 
     @staticmethod
-    def _validate(model, data, use_pre_norm, score_mode, dropout) -> None:
+    def _validate(
+        model: nn.Module, data: GraphData, use_pre_norm: bool, score_mode: str, dropout: float
+    ) -> None:
         check_probe_model(model, data)
         if not use_pre_norm and getattr(model, "norm", "none") not in _POST_NORM_OK:
             raise ValueError(
@@ -251,17 +256,15 @@ class MagnitudeEdgeRegressor(nn.Module):
         self.W.grad = grad
         self.optimizer.step()
         self.W.grad = None
-        self.gram.addmm_(Xf, Xf.t())
-        self.n_rows.add_(t * b)
-        self.rss.add_(term_sums.sum().double())
+        gram_update_(self.gram, self.n_rows, self.rss, Xf, term_sums)
         return {"aux_loss": float(term_sums.mean()) / (b * n), "n_terms": self.n_terms}
 
     def _keep_masks(self, t: int, n: int, like: Tensor) -> Tensor:
         """``t`` independent dropout masks ``[t, N, N]`` with entries ``0`` or ``1 / keep``.
 
-        Drawn as 16-bit uniforms, four per 64-bit random word: 1.7x faster than
-        ``torch.rand`` on CPU, where the random numbers dominate the masked step; the keep
-        probability is resolved to ``1 / 65536``.
+        Drawn as 16-bit uniforms, four per 64-bit random word (faster than ``torch.rand``
+        on CPU, where the random numbers dominate the masked step: ``benchmarks/README.md``,
+        "Speed"); the keep probability is resolved to ``1 / 65536``.
         """
         count = t * n * n
         words = torch.randint(-(2**63), 2**63 - 1, ((count + 3) // 4,), device=like.device)
@@ -394,3 +397,28 @@ class MagnitudeEdgeRegressor(nn.Module):
             f"N={self.n_nodes}, pairs={self.n_pairs}, aggregators={self.aggregators}, "
             f"score_mode={self.score_mode!r}, ridge={self.ridge}, dropout={self.dropout}"
         )
+
+
+# the regressor's learning rate ends the run at this share of its initial value
+LR_FLOOR = 0.05
+
+
+def regressor_lr_schedule(
+    reg: MagnitudeEdgeRegressor, total_steps: int, kind: str = "cosine"
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """Per-step schedule of the regressor's AdamW rate (``None`` for ``'constant'``).
+
+    ``'cosine'``: ``lr * (f + (1 - f) * (1 + cos(pi * step / total_steps)) / 2)`` with
+    ``f = LR_FLOOR``. Call ``.step()`` after every ``reg.aux_step()``. Attach it to your
+    own loop in the seed's call order the same way.
+    """
+    if kind not in LR_SCHEDULES:
+        raise ValueError(f"kind must be one of {LR_SCHEDULES}, got {kind!r}")
+    if kind == "constant":
+        return None
+    total = max(int(total_steps), 1)
+
+    def factor(step: int) -> float:
+        return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+    return torch.optim.lr_scheduler.LambdaLR(reg.optimizer, factor)

@@ -1,4 +1,6 @@
-"""Pure statistics helpers of the online regressor: EMA standardisation and p-values."""
+"""The online regressor's streaming statistics as functions: EMA standardisation, the
+Gram / RSS accumulation behind its p-values, and the p-values. The regressor only holds
+the state (buffers) they update."""
 
 from __future__ import annotations
 
@@ -41,14 +43,26 @@ def standardize_update(
     if not training:
         mean, var = running_mean.t()[..., None], running_var.t()[..., None]
         return (v - mean) * inv_std(var)
-    # two-pass centred variance: ~10x faster than torch.var_mean for this shape on CPU
-    # (many short rows), and the centred values are needed for the output anyway
+    # two-pass centred variance: faster than torch.var_mean for many short rows on CPU
+    # (benchmarks/README.md), and the centred values are needed for the output anyway
     mean = v.mean(-1, keepdim=True)
     centred = v - mean
     var = centred.square().mean(-1, keepdim=True)
     running_mean.lerp_(mean[..., 0].t(), momentum)
     running_var.lerp_(var[..., 0].t(), momentum)
     return centred.mul_(inv_std(var))
+
+
+def gram_update_(gram: Tensor, n_rows: Tensor, rss: Tensor, X: Tensor, term_sums: Tensor) -> None:
+    """Accumulate one step's design and residuals in place: ``gram += X X^T``,
+    ``n_rows += T B`` (the stacked rows), ``rss += sum of squared residuals``.
+
+    Shapes:
+        gram: ``[N, N]``; X: ``[N, T B]`` (feature-major); term_sums: ``[T]``.
+    """
+    gram.addmm_(X, X.t())
+    n_rows.add_(X.shape[1])
+    rss.add_(term_sums.sum().double())
 
 
 def gram_pvalues(W: Tensor, gram: Tensor, n_rows: int, rss: float, ridge: float) -> np.ndarray:

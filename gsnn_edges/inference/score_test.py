@@ -38,11 +38,12 @@ import torch
 from scipy.stats import chi2
 from torch import Tensor, nn
 
+from gsnn_edges.device import model_device
+from gsnn_edges.graph import GraphData
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.magnitudes import (
     LossFn,
     check_probe_model,
-    model_device,
     node_sums,
     probe_batches,
     uniform_group_size,
@@ -68,7 +69,9 @@ class ScoreTestScorer:
             :func:`~gsnn_edges.inference.magnitudes.check_probe_model`).
     """
 
-    def __init__(self, model: nn.Module, data, *, device: torch.device | str | None = None):
+    def __init__(
+        self, model: nn.Module, data: GraphData, *, device: torch.device | str | None = None
+    ) -> None:
         check_probe_model(model, data)
         self.model, self.names = model, list(data.node_names_dict["function"])
         n, p = model.n_function, len(model.ResBlocks) - 1
@@ -80,7 +83,9 @@ class ScoreTestScorer:
         self.V = torch.zeros_like(self.U)
         self.n_rows = 0
 
-    def fit(self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss):
+    def fit(
+        self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss
+    ) -> ScoreTestScorer:
         """Accumulate ``U`` and ``V`` over ``loader`` at the current (fixed) model.
 
         Eval mode, no dropout (:func:`~gsnn_edges.inference.magnitudes.probe_batches`:

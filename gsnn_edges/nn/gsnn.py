@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
+from gsnn_edges.graph import EDGE_TYPES, EdgeType
 from gsnn_edges.nn.norms import NodeNorm
 from gsnn_edges.nn.resblock import NodeMLP, ResBlock
 from gsnn_edges.nn.sparse import SparseLinear, channel_to_edge, edge_to_channel
 
-EdgeIndexDict = Mapping[tuple[str, str, str], Tensor]
-_IF, _FF, _FO = (
-    ("input", "to", "function"),
-    ("function", "to", "function"),
-    ("function", "to", "output"),
-)
+# per edge type, a [2, E] index (LongTensor or int array), as GSNNGraph and HeteroData hold it
+EdgeIndexDict = Mapping[EdgeType, Any]
+_IF, _FF, _FO = EDGE_TYPES
 
 
 def homogeneous_edges(
@@ -48,20 +47,25 @@ class GSNN(nn.Module):
     """A GSNN whose hidden state lives on the edges of a prior-knowledge graph.
 
     Args:
-        edge_index_dict: typed edges, LongTensor ``[2, E_type]`` of per-type indices.
+        edge_index_dict: typed edges, ``[2, E_type]`` per-type indices (LongTensor or
+            int array, as :class:`~gsnn_edges.graph.GSNNGraph` holds them).
         node_names_dict: ``{'input': [...], 'function': [...], 'output': [...]}``.
         channels: hidden channels per function node.
-        layers: number of residual blocks.
-        dropout: dropout on hidden channels.
-        nonlin: nonlinearity class.
-        bias: learn biases in the sparse layers.
-        share_layers: all blocks share ``lin_in``/``lin_out`` (norms stay per block).
-        add_function_self_edges: add an ``i -> i`` edge to every function node.
-        norm: ``'layer'``, ``'batch'``, ``'groupbatch'``, ``'rms'`` or ``'none'``.
+        layers: number of residual blocks (:class:`~gsnn_edges.nn.resblock.ResBlock`,
+            whose docstring gives the layer's equations).
+        dropout: dropout on hidden channels (default 0).
+        nonlin: nonlinearity class (default ``nn.ELU``).
+        bias: learn biases in the sparse layers (default True).
+        share_layers: all blocks share ``lin_in``/``lin_out`` (norms stay per block;
+            default False).
+        add_function_self_edges: add an ``i -> i`` edge to every function node (default
+            True).
+        norm: ``'layer'`` (default), ``'batch'``, ``'groupbatch'``, ``'rms'`` or ``'none'``.
         checkpoint: gradient checkpointing per block (saves memory; incompatible with
-            the edge regressor, which needs the cached activations).
-        residual: residual edge-state update and ``1/sqrt(layers)`` output scaling.
-        node_mlp: apply a shared per-node MLP after the nonlinearity.
+            the edge regressor, which needs the cached activations; default False).
+        residual: residual edge-state update and ``1/sqrt(layers)`` output scaling
+            (default True).
+        node_mlp: apply a shared per-node MLP after the nonlinearity (default False).
         node_mlp_hidden: hidden width of that MLP (default ``2 * channels``).
 
     Shapes:
@@ -127,7 +131,15 @@ class GSNN(nn.Module):
             out_rows, out_edges, (n_o, src.numel()), bias=False, values=in_degree.rsqrt()[out_rows]
         )
 
-    def _make_block(self, dropout, nonlin, bias, node_mlp, node_mlp_hidden, shared) -> ResBlock:
+    def _make_block(
+        self,
+        dropout: float,
+        nonlin: type[nn.Module],
+        bias: bool,
+        node_mlp: bool,
+        node_mlp_hidden: int | None,
+        shared: bool,
+    ) -> ResBlock:
         if shared and self.share_layers:
             lin_in, lin_out = self.ResBlocks[0].lin_in, self.ResBlocks[0].lin_out
             mlp = self.ResBlocks[0].node_mlp
@@ -150,9 +162,11 @@ class GSNN(nn.Module):
         )
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        """Re-initialise every block (layers shared by ``share_layers`` once) and the
+        readout."""
+        for i, block in enumerate(self.ResBlocks):
+            block.reset_parameters(linear=i == 0 or not self.share_layers)
+        self.readout.reset_parameters()
 
     @property
     def n_edges(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gsnn_edges.spec import NORMS
+from gsnn_edges.nn.choices import NORMS
 
 
 class NodeNorm(nn.Module):

@@ -4,12 +4,8 @@ A GSNN layer is a pair of very sparse linear maps (edges -> channels and channel
 edges). We store each as a CSR matrix whose non-zero *pattern* is fixed by the graph and
 whose *values* are the learned parameters, and apply it to a feature-major activation
 ``[n_cols, B]``. The CSR product shares one index structure across the whole batch: no
-index tensor is ever replicated per sample.
-
-Measured on 2 CPU threads (batch 64, 8 channels, 4 in-edges per node, forward +
-backward of one ``lin_in``): at 2,000 nodes this CSR path takes 7.0 ms, against 13 ms for
-gather + index_add and 277 ms for ``torch.sparse.mm`` on a COO tensor rebuilt from the
-parameters every step.
+index tensor is ever replicated per sample. Why CSR (against gather + index_add and a
+COO ``torch.sparse.mm``): ``benchmarks/README.md``, "Implementation choices".
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 
-def _csr(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
+def _csr(crow: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     """A CSR matrix view (no copy, no invariant check). torch flags CSR support as beta;
     the ops used here (CSR @ dense, sampled addmm) are stable, so that one warning is
     silenced here, around the constructor, not in the importing program's filters."""
@@ -45,14 +41,18 @@ class _CSRMatMul(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, values, x, layer: SparseLinear):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, values: Tensor, x: Tensor, layer: SparseLinear
+    ) -> Tensor:
         ctx.layer = layer
         ctx.save_for_backward(values, x)
         a = _csr(layer.crow, layer.col, values, layer.shape)
         return torch.sparse.mm(a, x)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None]:
         values, x = ctx.saved_tensors
         layer: SparseLinear = ctx.layer
         grad = grad.contiguous()
@@ -61,8 +61,8 @@ class _CSRMatMul(torch.autograd.Function):
             a_t = _csr(layer.crow_t, layer.col_t, values[layer.perm_t], layer.shape[::-1])
             grad_x = torch.sparse.mm(a_t, grad)
         if ctx.needs_input_grad[0]:
-            # sampled dense-dense product (SDDMM): (grad @ x^T) at the stored entries only;
-            # 3x faster than gathering both operands per entry (2 threads, 500 nodes).
+            # sampled dense-dense product (SDDMM): (grad @ x^T) at the stored entries only,
+            # faster than gathering both operands per entry (benchmarks/README.md)
             pattern = _csr(layer.crow, layer.col, layer.zero_values, layer.shape)
             grad_values = torch.sparse.sampled_addmm(pattern, grad, x.t(), beta=0.0).values()
         return grad_values, grad_x, None

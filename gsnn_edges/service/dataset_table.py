@@ -59,7 +59,7 @@ def read_table(
         raise
     except pd.errors.EmptyDataError as exc:
         raise InvalidInputError("file is empty: it needs a header row and data rows") from exc
-    except Exception as exc:  # noqa: BLE001 - any parser failure is bad input
+    except Exception as exc:  # any parser failure is bad input
         kind = "Parquet" if is_parquet else "CSV"
         raise InvalidInputError(f"could not read the file as {kind}: {exc}") from exc
 

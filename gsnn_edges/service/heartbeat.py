@@ -30,7 +30,7 @@ class Heartbeat:
                 with self.ctx.db.session() as session:
                     if not repo.heartbeat(session, self.job_id, self.token):
                         return  # claim lost or job finished
-            except Exception:  # noqa: BLE001 - keep beating through transient DB errors
+            except Exception:  # keep beating through transient DB errors
                 log.exception("heartbeat of job %s failed", self.job_id)
 
     def __enter__(self) -> Heartbeat:

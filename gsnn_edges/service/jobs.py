@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext, new_id
 from gsnn_edges.service.errors import (
@@ -54,8 +55,7 @@ def validate_job(
     """Check that graph and dataset exist, belong together and accept ``spec``."""
     from gsnn_edges.graph import GraphValidationError, GSNNGraph
     from gsnn_edges.spec import TrainSpec
-    from gsnn_edges.train import SpecValidationError, validate_spec
-    from gsnn_edges.train_validation import estimate_job_bytes
+    from gsnn_edges.train_validation import SpecValidationError, estimate_job_bytes, validate_spec
 
     with ctx.db.session() as session:
         graph = repo.get_graph(session, tenant, graph_id)
@@ -112,7 +112,7 @@ def submit_job(
         tenant=tenant,
         graph_id=graph_id,
         dataset_id=dataset_id,
-        status="queued",
+        status=JobStatus.queued,
         spec=spec,
         attempts=0,
         cancel_requested=False,
@@ -132,7 +132,7 @@ def submit_job(
 def _enqueue(ctx: ServiceContext, job_id: str) -> None:
     try:
         ctx.enqueue(job_id)
-    except Exception as exc:  # noqa: BLE001 - any broker failure
+    except Exception as exc:  # any broker failure
         log.exception("could not enqueue job %s", job_id)
         error = {"type": "BrokerUnavailable", "message": f"could not queue the job: {exc}"}
         with ctx.db.session() as session:
@@ -161,7 +161,7 @@ def cancel_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
         ConflictError: the job already succeeded or failed.
     """
     job = get_job(ctx, tenant, job_id)
-    if job.status in ("succeeded", "failed"):
+    if job.status in (JobStatus.succeeded, JobStatus.failed):
         raise ConflictError(f"job {job_id!r} already {job.status}; it cannot be cancelled")
     with ctx.db.session() as session:
         repo.request_cancel(session, job_id)

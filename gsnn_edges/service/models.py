@@ -9,8 +9,7 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Uniqu
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+from gsnn_edges.job_status import JobStatus
 
 
 def utcnow() -> datetime:
@@ -81,7 +80,7 @@ class Job(Base):
     tenant: Mapped[str] = mapped_column(String(200), index=True)
     graph_id: Mapped[str] = mapped_column(ForeignKey("graphs.id"))
     dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value)
     spec: Mapped[dict] = mapped_column(JSON)
     progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)

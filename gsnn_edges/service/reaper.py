@@ -20,6 +20,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.models import utcnow
@@ -52,11 +53,11 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
     for stale in stale_jobs:
         with ctx.db.session() as session:
             if stale.cancel_requested:
-                done = repo.end_stale(session, stale, cutoff, "cancelled", None)
+                done = repo.end_stale(session, stale, cutoff, JobStatus.cancelled, None)
                 counts["cancelled"] += done
             elif stale.attempts >= ctx.settings.max_attempts:
                 error = _lost_error(ctx, stale.attempts)
-                counts["failed"] += repo.end_stale(session, stale, cutoff, "failed", error)
+                counts["failed"] += repo.end_stale(session, stale, cutoff, JobStatus.failed, error)
             elif repo.release_stale(session, stale, cutoff, now):
                 log.warning("re-queueing job %s (attempt %d lost)", stale.id, stale.attempts)
                 ctx.enqueue(stale.id)
@@ -103,7 +104,7 @@ class ReaperThread(threading.Thread):
                 counts = reap_stale_jobs(self.ctx)
                 if any(counts.values()):
                     log.info("reaper: %s", counts)
-            except Exception:  # noqa: BLE001 - the loop must survive transient errors
+            except Exception:  # the loop must survive transient errors
                 log.exception("reaper pass failed")
 
     def stop(self) -> None:

@@ -9,31 +9,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service.models import Dataset, Graph, Job, utcnow
+
+# a tenant-owned row type
+Owned = TypeVar("Owned", Graph, Dataset, Job)
 
 
 class DuplicateIdempotencyKey(Exception):
     """Insert raced with another request that used the same Idempotency-Key."""
 
 
-def _page(session: Session, stmt, limit: int, offset: int) -> tuple[list, int]:  # noqa: ANN001
+def _page(session: Session, stmt: Select, limit: int, offset: int) -> tuple[list, int]:
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     items = list(session.scalars(stmt.limit(limit).offset(offset)))
     return items, int(total)
 
 
-def _get_owned(session: Session, model, tenant: str, row_id: str):  # noqa: ANN001
+def _get_owned(session: Session, model: type[Owned], tenant: str, row_id: str) -> Owned | None:
     """The row of ``model`` with ``row_id`` if ``tenant`` owns it, else None."""
     return session.scalar(select(model).where(model.id == row_id, model.tenant == tenant))
 
 
-def _list_owned(session: Session, model, tenant: str, limit: int, offset: int, **filters):  # noqa: ANN001, ANN003
+def _list_owned(
+    session: Session, model: type[Owned], tenant: str, limit: int, offset: int, **filters: Any
+) -> tuple[list[Owned], int]:
     """A page of ``tenant``'s rows of ``model``, oldest first; None-valued filters are ignored."""
     stmt = select(model).where(model.tenant == tenant)
     for column, value in filters.items():
@@ -127,15 +133,21 @@ def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:
 def request_cancel(session: Session, job_id: str) -> None:
     """Cancel a queued or unclaimed job now; flag a claimed running job for its worker."""
     now = utcnow()
-    _update(session, job_id, [Job.status == "queued"], status="cancelled", finished_at=now)
     _update(
         session,
         job_id,
-        [Job.status == "running", Job.claim_token.is_(None)],
-        status="cancelled",
+        [Job.status == JobStatus.queued],
+        status=JobStatus.cancelled,
         finished_at=now,
     )
-    _update(session, job_id, [Job.status == "running"], cancel_requested=True)
+    _update(
+        session,
+        job_id,
+        [Job.status == JobStatus.running, Job.claim_token.is_(None)],
+        status=JobStatus.cancelled,
+        finished_at=now,
+    )
+    _update(session, job_id, [Job.status == JobStatus.running], cancel_requested=True)
 
 
 def fail_queued(session: Session, job_id: str, error: dict) -> bool:
@@ -145,8 +157,8 @@ def fail_queued(session: Session, job_id: str, error: dict) -> bool:
     return _update(
         session,
         job_id,
-        [Job.status == "queued"],
-        status="failed",
+        [Job.status == JobStatus.queued],
+        status=JobStatus.failed,
         error=error,
         finished_at=utcnow(),
         idempotency_key=None,
@@ -164,12 +176,14 @@ def count_jobs_by_status(session: Session) -> dict[str, int]:
 def claim_job(session: Session, job_id: str, token: str, device: str | None) -> bool:
     """Atomically take a queued (or released running) job; False if not claimable."""
     now = utcnow()
-    claimable = (Job.status == "queued") | ((Job.status == "running") & Job.claim_token.is_(None))
+    claimable = (Job.status == JobStatus.queued) | (
+        (Job.status == JobStatus.running) & Job.claim_token.is_(None)
+    )
     return _update(
         session,
         job_id,
         [claimable, Job.cancel_requested.is_(False)],
-        status="running",
+        status=JobStatus.running,
         claim_token=token,
         attempts=Job.attempts + 1,
         heartbeat_at=now,
@@ -179,7 +193,7 @@ def claim_job(session: Session, job_id: str, token: str, device: str | None) -> 
 
 
 def _owned(token: str) -> list:
-    return [Job.status == "running", Job.claim_token == token]
+    return [Job.status == JobStatus.running, Job.claim_token == token]
 
 
 def heartbeat(session: Session, job_id: str, token: str) -> bool:
@@ -206,7 +220,7 @@ def control_state(session: Session, job_id: str, token: str) -> ControlState:
     session.rollback()  # end the read transaction so the next poll sees fresh data
     if row is None:
         return ControlState(owned=False, cancel_requested=False)
-    owned = row.status == "running" and row.claim_token == token
+    owned = row.status == JobStatus.running and row.claim_token == token
     return ControlState(owned=owned, cancel_requested=bool(row.cancel_requested))
 
 
@@ -224,7 +238,7 @@ def finish_job(
     A succeeded job publishes the result files of this attempt (``token``) in the same
     conditional update, so a fenced-out worker can neither finish nor publish."""
     values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
-    if status == "succeeded":
+    if status == JobStatus.succeeded:
         values["result_attempt"] = token
     if device is not None:
         values["device"] = device
@@ -247,7 +261,7 @@ def find_stale_jobs(session: Session, cutoff: datetime) -> list[StaleJob]:
     no claim; :func:`find_unclaimed_jobs` looks after its message)."""
     rows = session.execute(
         select(Job.id, Job.claim_token, Job.attempts, Job.cancel_requested).where(
-            Job.status == "running", Job.claim_token.is_not(None), Job.heartbeat_at < cutoff
+            Job.status == JobStatus.running, Job.claim_token.is_not(None), Job.heartbeat_at < cutoff
         )
     ).all()
     session.rollback()
@@ -256,7 +270,7 @@ def find_stale_jobs(session: Session, cutoff: datetime) -> list[StaleJob]:
 
 def _stale(stale: StaleJob, cutoff: datetime) -> list:
     return [
-        Job.status == "running",
+        Job.status == JobStatus.running,
         Job.claim_token == stale.claim_token,
         Job.heartbeat_at < cutoff,
     ]
@@ -292,8 +306,8 @@ class UnclaimedJob:
 
 
 def _unclaimed() -> list:
-    running_released = (Job.status == "running") & Job.claim_token.is_(None)
-    return [(Job.status == "queued") | running_released, Job.cancel_requested.is_(False)]
+    running_released = (Job.status == JobStatus.running) & Job.claim_token.is_(None)
+    return [(Job.status == JobStatus.queued) | running_released, Job.cancel_requested.is_(False)]
 
 
 def find_unclaimed_jobs(session: Session, cutoff: datetime) -> list[UnclaimedJob]:

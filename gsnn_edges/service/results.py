@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, UNCONFIRMED
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
 from gsnn_edges.service.jobs import get_job
@@ -45,10 +46,10 @@ def result_keys(ctx: ServiceContext, tenant: str, job_id: str, *what: str) -> li
 def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
     """The job; raises NotFoundError, or ResultNotReadyError unless it succeeded."""
     job = get_job(ctx, tenant, job_id)
-    if job.status != "succeeded":
+    if job.status != JobStatus.succeeded:
         hint = (
             "poll GET /v1/jobs/{id} until it has"
-            if job.status in ("queued", "running")
+            if job.status in (JobStatus.queued, JobStatus.running)
             else ("it will not produce results; see its error")
         )
         raise ResultNotReadyError(

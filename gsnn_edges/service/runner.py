@@ -11,12 +11,14 @@ import logging
 import secrets
 from typing import Any
 
+from gsnn_edges.device import resolve_device
+from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.heartbeat import Heartbeat
 from gsnn_edges.service.jsonsafe import to_jsonable
-from gsnn_edges.service.models import TERMINAL_STATUSES, Job
+from gsnn_edges.service.models import Job
 
 log = logging.getLogger(__name__)
 PROGRESS_KEYS = ("epoch", "epochs", "train_loss", "aux_loss", "val_auc", "val_mrr", "best_epoch")
@@ -26,17 +28,15 @@ class ClaimLost(Exception):
     """Another worker (or the reaper) took the job over; stop without writing."""
 
 
-def resolve_device(requested: str) -> str:
+def _device_label(requested: str) -> str:
     """The device label recorded at claim time (``auto`` resolved as training will).
 
     An unavailable ``cuda`` keeps its label: ``train_joint`` then fails the job with a
     message saying no CUDA device is present.
     """
-    from gsnn_edges.train import resolve_device as training_device
-
     try:
-        return str(training_device(requested))
-    except RuntimeError:
+        return str(resolve_device(requested))
+    except (RuntimeError, ValueError):
         return requested
 
 
@@ -48,11 +48,11 @@ def run_job(ctx: ServiceContext, job_id: str) -> str:
     """
     with ctx.db.session() as session:
         job = repo.load_job(session, job_id)
-    if job is None or job.status in TERMINAL_STATUSES:
+    if job is None or JobStatus(job.status).is_terminal:
         log.info("job %s: nothing to do (%s)", job_id, "missing" if job is None else job.status)
         return "skipped"
     token = secrets.token_hex(16)
-    device = resolve_device((job.spec.get("training") or {}).get("device", "auto"))
+    device = _device_label((job.spec.get("training") or {}).get("device", "auto"))
     with ctx.db.session() as session:
         if not repo.claim_job(session, job_id, token, device):
             log.info("job %s: already claimed or cancelled", job_id)
@@ -66,15 +66,15 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
 
     try:
         device = _train_and_store(ctx, job, token)
-        status, error = "succeeded", None
+        status, error = JobStatus.succeeded, None
     except ClaimLost:
         log.warning("job %s: claim lost, stopping without writing", job.id)
         return "lost"
     except TrainingCancelled:
-        status, error, device = "cancelled", None, None
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded for the user
+        status, error, device = JobStatus.cancelled, None, None
+    except Exception as exc:  # every failure is recorded for the user
         log.exception("job %s failed", job.id)
-        status, error, device = "failed", _error_payload(ctx, exc), None
+        status, error, device = JobStatus.failed, _error_payload(ctx, exc), None
     with ctx.db.session() as session:
         if not repo.finish_job(session, job.id, token, status, error=error, device=device):
             return "lost"
@@ -137,7 +137,7 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | 
     import torch
 
     store = ctx.store
-    key = lambda job, what: store.job_key(job, what, attempt)  # noqa: E731
+    key = lambda job, what: store.job_key(job, what, attempt)
     store.write_npy(key(job_id, "weights"), np.asarray(result.weights, dtype=np.float32))
     store.write_json(key(job_id, "nodes"), list(result.node_names))
     # write_parquet drops the index; train_joint's metrics carry best_epoch, history, device

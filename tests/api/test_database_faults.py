@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from apihelpers import assert_problem, make_client, upload
+from patching import patched
 
 
 @pytest.fixture
@@ -43,21 +44,20 @@ def test_database_outage_is_503_with_retry_after(pg_client, bench):
 
     from gsnn_edges.service.db import make_engine
 
-    db = pg_client.app.state.ctx.db
-    good_engine, good_maker = db.engine, db.sessionmaker
-    db.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
-    db.sessionmaker = sessionmaker(db.engine, expire_on_commit=False)
+    down = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    maker = sessionmaker(down, expire_on_commit=False)
     try:
-        for resp in (
-            pg_client.get("/v1/graphs"),
-            pg_client.post("/v1/graphs", json=bench.partial.to_json()),
-        ):
-            assert_problem(resp, 503, "database is unavailable")
-            assert resp.headers["retry-after"] == "5"
-        assert pg_client.get("/healthz").status_code == 200
-        ready = pg_client.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("error")
+        with patched(pg_client.app.state.ctx.db, engine=down, sessionmaker=maker):
+            for resp in (
+                pg_client.get("/v1/graphs"),
+                pg_client.post("/v1/graphs", json=bench.partial.to_json()),
+            ):
+                assert_problem(resp, 503, "database is unavailable")
+                assert resp.headers["retry-after"] == "5"
+            assert pg_client.get("/healthz").status_code == 200
+            ready = pg_client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"].startswith("error")
     finally:
-        db.engine.dispose()
-        db.engine, db.sessionmaker = good_engine, good_maker
+        down.dispose()
     assert pg_client.get("/v1/graphs").status_code == 200

@@ -37,7 +37,7 @@ CASES = [
     ({"regressor": {"lr_schedule": "step"}}, "regressor.lr_schedule"),
     ({"validation": {"edges": [["f0", "f6"]]}}, "f0.*f6|already"),
     ({"validation": {"edges": [["f0", "zzz"]]}}, "zzz"),
-    ({"validation": {"edges": [["f0", "f7"]], "holdout_fraction": 0.1}}, "exactly one"),
+    ({"validation": {"edges": [["f0", "f7"]], "holdout_fraction": 0.1}}, "not both"),
     ({"extra_field": 1}, "extra_field"),
     ({"confirm": {"top": -1}}, "confirm.top"),
     ({"confirm": {"top": 5}, "training": {"test_fraction": 0}}, "test_fraction > 0"),
@@ -83,11 +83,11 @@ def test_jobs_unknown_ids_are_404(client, path):
 def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
     from fastapi.testclient import TestClient
 
-    from api.app import create_app
+    from gsnn_edges.cli.server import celery_app
     from gsnn_edges.service.settings import Settings
 
     dead = Settings(data_dir=tmp_path / "d", broker_url="redis://127.0.0.1:1/0", api_keys="")
-    with TestClient(create_app(dead, run_reaper=False), **LOCAL) as client:
+    with TestClient(celery_app(dead, run_reaper=False), **LOCAL) as client:
         gid = client.post("/v1/graphs", json=bench.partial.to_json()).json()["id"]
         did = upload(client, gid, frame.to_csv(index=False).encode()).json()["id"]
         resp = client.post("/v1/jobs", json=job_body(gid, did))
@@ -130,10 +130,10 @@ def test_jobs_retry_after_a_failed_enqueue_creates_a_working_job(tmp_path, bench
 def test_jobs_over_the_worker_memory_budget_are_422_at_submit(tmp_path, bench, frame):
     """The estimate grows with the square of the function nodes; a job over
     GSNN_EDGES_WORKER_MEMORY_MB is refused before anything is queued."""
-    from gsnn_edges.spec import TrainSpec
+    from api.schemas.jobs import JobCreate
     from gsnn_edges.train_validation import estimate_job_bytes
 
-    need = estimate_job_bytes(bench.partial, TrainSpec.from_dict(job_body("g", "d")), len(frame))
+    need = estimate_job_bytes(bench.partial, JobCreate(**job_body("g", "d")).spec(), len(frame))
     queue: list[str] = []
     budget_mb = (need - 2**20) / 2**20  # one MiB short
     with make_client(tmp_path, queue, worker_memory_mb=budget_mb) as c:

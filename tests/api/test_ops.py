@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from patching import set_existing
+
 
 def test_ops_health_ready_and_metrics(client):
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -21,7 +23,7 @@ def test_ops_readyz_names_the_failing_dependency_without_its_secrets(client, cap
     def broker_down() -> None:
         raise ConnectionError("redis://admin:hunter2@10.0.0.7:6379/0 refused")
 
-    client.app.state.broker_ping = broker_down
+    set_existing(client.app.state, "broker_ping", broker_down)
     resp = client.get("/readyz")
     assert resp.status_code == 503
     body = resp.json()
@@ -37,9 +39,9 @@ def test_ops_readyz_names_the_failing_dependency_without_its_secrets(client, cap
 def test_ops_openapi_describes_fields_and_problem_responses(client):
     doc = client.get("/openapi.json").json()
     schemas = doc["components"]["schemas"]
-    for name in ("ModelBlock", "TrainingBlock", "JobOut", "EdgeItem", "Problem"):
+    for name in ("ModelSpec", "TrainingSpec", "JobOut", "EdgeItem", "Problem"):
         for field, prop in schemas[name]["properties"].items():
             assert prop.get("description"), f"{name}.{field} has no description"
     post_jobs = doc["paths"]["/v1/jobs"]["post"]["responses"]
     assert "application/problem+json" in post_jobs["422"]["content"]
-    assert schemas["TrainingBlock"]["properties"]["epochs"]["default"] == 30
+    assert schemas["TrainingSpec"]["properties"]["epochs"]["default"] == 30

@@ -14,6 +14,7 @@ from gsnn_edges.service.results import result_key
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import LOCAL_TENANT
 
+import references
 from apihelpers import assert_problem, job_body, upload
 
 
@@ -23,6 +24,17 @@ def done(client, queue, graph_id, dataset_id, bench):
     job = client.post("/v1/jobs", json=body).json()
     assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
     return job["id"]
+
+
+def _assert_metrics_fully_typed(client, job_id):
+    """Every key the worker stored is a field of MetricsOut (a key the schema does not
+    declare would be dropped from the response, so the dump would differ)."""
+    from api.schemas.results import MetricsOut
+
+    ctx = client.app.state.ctx
+    stored = ctx.store.read_json(result_key(ctx, LOCAL_TENANT, job_id, "metrics"))
+    served = MetricsOut.model_validate(stored).model_dump(mode="json", exclude_unset=True)
+    assert served == stored
 
 
 def test_results_edges_filters_and_csv(client, done, bench):
@@ -83,6 +95,7 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     }
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert metrics["confirm"]["n_confirmed"] == 6 and metrics["confirm"]["heldout_rows"] > 0
+    _assert_metrics_fully_typed(client, job["id"])
 
 
 def test_results_weights_metrics_evaluate(client, done, bench):
@@ -92,9 +105,14 @@ def test_results_weights_metrics_evaluate(client, done, bench):
     np.testing.assert_allclose(np.array(w["weights"]), raw, rtol=1e-6)
     metrics = client.get(f"/v1/jobs/{done}/metrics").json()
     assert len(metrics["history"]) == 2 and metrics["validation"]["n_positives"] == 7
+    _assert_metrics_fully_typed(client, done)
     body = {"positive_edges": [list(e) for e in bench.held_out], "top_k": [1, 5]}
     got = client.post(f"/v1/jobs/{done}/evaluate", json=body).json()
-    assert got["n_positives"] == 7 and 0 <= got["auc"] <= 1 and "top@5" in got
+    assert got["n_positives"] == 7 and "top@5" in got
+    params = {"candidates_only": False, "limit": 1000}
+    every = pd.DataFrame(client.get(f"/v1/jobs/{done}/edges", params=params).json()["items"])
+    assert got["auc"] == pytest.approx(references.table_auc(every, bench.held_out))
+    assert got["auc"] == pytest.approx(metrics["validation"]["auc"])  # the same edges
     bad = {"positive_edges": [["f1", "nope"]]}
     assert_problem(client.post(f"/v1/jobs/{done}/evaluate", json=bad), 422, "nope")
     job = client.get(f"/v1/jobs/{done}").json()

@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proctools import ServiceProcess, free_port, service_env
+from proctools import ServiceProcess, free_port
+
+pytestmark = pytest.mark.slow  # real `gsnn-edges serve` processes: ~15 s
 
 
 @pytest.fixture
@@ -17,7 +19,6 @@ def served(tmp_path):
     port = free_port()
     server = ServiceProcess(
         ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-        service_env(),
         tmp_path / "serve.log",
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)

@@ -17,12 +17,13 @@ import pytest
 import redis
 
 from gsnn_edges.client import ApiError, Client
-from gsnn_edges.graph import FF
-from gsnn_edges.simulate import simulate_frame, split_edges
+from gsnn_edges.graph import FF, split_edges
 
-from proctools import ServiceProcess, free_port, service_env
+from proctools import ServiceProcess, free_port
 
-pytestmark = pytest.mark.services
+# two stacks of real processes, each training a job end to end (~25 s on 2 cores); the
+# limit covers a stack's start, the job's 120 s wait and the shutdown
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(600)]
 
 REDIS_DB = 9  # tests/worker uses 7
 EPOCHS = 8
@@ -38,8 +39,9 @@ MIN_TEST_AUC = 0.9
 
 
 @pytest.fixture(scope="module")
-def frame(bench) -> pd.DataFrame:
-    return simulate_frame(bench.full, 1500, seed=0)
+def frame(benchmarks) -> pd.DataFrame:
+    """1500 samples simulated on the full graph of the default ``bench``."""
+    return benchmarks.frame(6, 1500, truth="full")
 
 
 @pytest.fixture(scope="module")
@@ -52,24 +54,24 @@ def _api_keys(keys: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def production(tmp_path_factory, pg_url_module, keys):
+def production(tmp_path_factory, pg_url_module, redis_url, keys):
     """`gsnn-edges api` and `gsnn-edges worker` on PostgreSQL + Redis; yields the URL."""
-    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    broker = f"{redis_url}/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
     tmp = tmp_path_factory.mktemp("production")
-    env = service_env(
-        data_dir=str(tmp / "data"),
-        database_url=pg_url_module,
-        broker_url=broker,
-        api_keys=_api_keys(keys),
-        queue_name=f"gsnn_e2e_{uuid.uuid4().hex[:6]}",
-    )
+    settings = {
+        "data_dir": tmp / "data",
+        "database_url": pg_url_module,
+        "broker_url": broker,
+        "api_keys": _api_keys(keys),
+        "queue_name": f"gsnn_e2e_{uuid.uuid4().hex[:6]}",
+    }
     port = free_port()
-    api = ServiceProcess(["api", "--port", str(port)], env, tmp / "api.log")
+    api = ServiceProcess(["api", "--port", str(port)], tmp / "api.log", **settings)
     worker = None
     try:
         api.wait_ready(f"http://127.0.0.1:{port}")  # migrated before the worker starts
-        worker = ServiceProcess(["worker", "--loglevel", "info"], env, tmp / "worker.log")
+        worker = ServiceProcess(["worker", "--loglevel", "info"], tmp / "worker.log", **settings)
         yield f"http://127.0.0.1:{port}", [api, worker]
     finally:
         for proc in filter(None, (worker, api)):
@@ -82,9 +84,8 @@ def embedded(tmp_path_factory, keys):
     """`gsnn-edges serve` (API + worker, SQLite + filesystem broker); yields the URL."""
     tmp = tmp_path_factory.mktemp("embedded")
     port = free_port()
-    env = service_env(api_keys=_api_keys(keys))
     args = ["serve", "--port", str(port), "--data-dir", str(tmp / "data")]
-    serve = ServiceProcess(args, env, tmp / "serve.log")
+    serve = ServiceProcess(args, tmp / "serve.log", api_keys=_api_keys(keys))
     try:
         serve.wait_ready(f"http://127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}", [serve]
@@ -117,7 +118,7 @@ def _trained_job(stack, keys, bench, frame, tmp_path, upload_as: str) -> tuple[s
         assert job["status"] in ("queued", "running")
         try:
             done = c.wait(job["id"], poll=0.25, timeout=120)
-        except Exception as exc:  # noqa: BLE001 - attach the service logs
+        except Exception as exc:  # attach the service logs
             raise AssertionError(f"{exc}\n{_logs(procs)}") from exc
     assert done["status"] == "succeeded" and done["progress"]["epoch"] == EPOCHS
     assert done["device"] == "cpu" and done["finished_at"]

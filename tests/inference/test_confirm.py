@@ -9,12 +9,21 @@ from gsnn_edges.inference import confirm as confirm_mod
 from gsnn_edges.inference.confirm import CONFIRM_COLUMNS, confirm_edges, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table
 
+from patching import patched
+
+
+@pytest.fixture(scope="module")
+def bench(benchmarks):
+    """This module's benchmark: width 4 (8 function nodes)."""
+    return benchmarks.graph(4)
+
+
 PAIRS = np.array([[0, 5], [3, 1], [7, 2], [1, 6]])
 
 
-def _model(bench4, seed=0):
+def _model(bench, seed=0):
     torch.manual_seed(seed)
-    g = bench4.partial
+    g = bench.partial
     return GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none"), g
 
 
@@ -39,18 +48,17 @@ def _with_edges(model, pairs, theta):
 
 def _run(model, x, theta_pairs=None, theta=None):
     model.eval()
-    model._store_activations = True
     handles = _with_edges(model, theta_pairs, theta) if theta is not None else []
     try:
-        return model(x)
+        with patched(model, _store_activations=True):
+            return model(x)
     finally:
         for h in handles:
             h.remove()
-        model._store_activations = False
 
 
-def test_variant_losses_match_edges_written_out(bench4):
-    model, _ = _model(bench4)
+def test_variant_losses_match_edges_written_out(bench):
+    model, _ = _model(bench)
     x, y = torch.randn(9, model.n_inputs), torch.randn(9, model.n_outputs)
     src, dst = torch.as_tensor(PAIRS[:, 0]), torch.as_tensor(PAIRS[:, 1])
     thetas = torch.randn(3, len(PAIRS), 2)
@@ -66,10 +74,10 @@ def test_variant_losses_match_edges_written_out(bench4):
     assert all(b._last_activation is None and not b._store_activations for b in model.ResBlocks)
 
 
-def test_fit_is_adam_on_the_edges_written_out(bench4):
+def test_fit_is_adam_on_the_edges_written_out(bench):
     """The joint fit equals Adam on the reference (hook-built) edges over the same
     batches, and lowers the training loss."""
-    model, g = _model(bench4)
+    model, g = _model(bench)
     x, y = torch.randn(30, model.n_inputs), torch.randn(30, model.n_outputs)
     batches = [(x[:16], y[:16]), (x[16:], y[16:])]
     ref = torch.zeros(len(PAIRS), 2, requires_grad=True)
@@ -90,10 +98,10 @@ def test_fit_is_adam_on_the_edges_written_out(bench4):
     assert all(p.grad is None for p in model.parameters())  # the network stays frozen
 
 
-def test_variants_train_side_by_side_as_they_would_alone(bench4):
+def test_variants_train_side_by_side_as_they_would_alone(bench):
     """Variants batched together (in chunks) train exactly as each would on its own, and
     a dropped candidate stays at exactly 0."""
-    model, _ = _model(bench4)
+    model, _ = _model(bench)
     x, y = torch.randn(24, model.n_inputs), torch.randn(24, model.n_outputs)
     batches = [(x[:12], y[:12]), (x[12:], y[12:])]
     edges = confirm_mod._CandidateEdges(
@@ -120,11 +128,11 @@ def test_paired_t_against_scipy():
     assert p[2] == 1.0
 
 
-def test_confirm_edges_finds_a_planted_edge(bench4):
+def test_confirm_edges_finds_a_planted_edge(bench):
     """Outputs that depend on a node the graph does not connect to them: the planted edge
     is confirmed with a tiny p-value and a positive effect, and the p-values are exactly
     the paired t-tests of the held-out loss differences."""
-    model, g = _model(bench4, seed=1)
+    model, g = _model(bench, seed=1)
     torch.manual_seed(0)
     x = torch.randn(400, model.n_inputs)
     theta_true = torch.zeros(len(PAIRS), 2)
@@ -140,8 +148,8 @@ def test_confirm_edges_finds_a_planted_edge(bench4):
     np.testing.assert_allclose(c.q_values, confirm_mod.bh_qvalues(c.p_values))
 
 
-def test_confirm_edges_rejects_bad_input(bench4):
-    model, g = _model(bench4)
+def test_confirm_edges_rejects_bad_input(bench):
+    model, g = _model(bench)
     x, y = torch.randn(5, model.n_inputs), torch.randn(5, model.n_outputs)
     with pytest.raises(ValueError, match="at least 3 held-out rows"):
         confirm_edges(model, g, PAIRS, [(x, y)], x[:2], y[:2])
@@ -187,14 +195,14 @@ def test_with_confirmation_fills_confirmed_rows_only():
         with_confirmation(table, bad)
 
 
-def test_no_discoveries_where_the_model_is_exactly_right(bench4):
+def test_no_discoveries_where_the_model_is_exactly_right(bench):
     """The confirmation's own null: outputs drawn from the model itself plus noise, so no
     added edge can improve held-out prediction. Over five noise draws, the screening's top
     candidates give at most one discovery at q < 0.1 in all (the planted-edge test above
     is the other side: a real edge is found)."""
     from gsnn_edges.inference.score_test import ScoreTestScorer
 
-    model, g = _model(bench4, seed=2)
+    model, g = _model(bench, seed=2)
     found = 0
     for seed in range(5):
         gen = torch.Generator().manual_seed(seed)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from scipy import stats
 
-from gsnn_edges.graph import GSNNGraph
+from gsnn_edges.graph import GSNNGraph, pair_indices
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.observed_baseline import observed_baseline
-from gsnn_edges.metrics import pair_indices, score_matrix_metrics
+from gsnn_edges.metrics import score_matrix_metrics
 from gsnn_edges.simulate import converging_tier_graph, simulate
 
 torch.set_num_threads(1)
@@ -55,7 +55,7 @@ def _reference(g, X, Y, degree=1):
     Zx, Zy = _z(X), _z(Y)
     Px = lambda cols: _powers(Zx[:, cols], degree)  # stand-in / design columns
     Py = lambda cols: _powers(Zy[:, cols], degree)
-    ei = {k: v.numpy() for k, v in g.edge_index_dict.items()}
+    ei = g.edge_index_dict
     fi = ei[("input", "to", "function")]
     ff = ei[("function", "to", "function")]
     fo = ei[("function", "to", "output")]

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -5,11 +7,24 @@ from scipy.stats import norm as normal
 
 from gsnn_edges import GSNN, MagnitudeEdgeRegressor
 from gsnn_edges.inference.magnitudes import node_magnitudes
-from gsnn_edges.inference.regressor_stats import ABS_EPS, REL_EPS, standardize_update
+from gsnn_edges.inference.regressor_stats import (
+    ABS_EPS,
+    REL_EPS,
+    gram_update_,
+    standardize_update,
+)
+
+from patching import patched
 
 
-def _setup(bench4, **kw):
-    g = bench4.partial
+@pytest.fixture(scope="module")
+def bench(benchmarks):
+    """This module's benchmark: width 4 (8 function nodes)."""
+    return benchmarks.graph(4)
+
+
+def _setup(bench, **kw):
+    g = bench.partial
     model = GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none")
     return model, MagnitudeEdgeRegressor(model, g, **kw), g
 
@@ -46,29 +61,42 @@ def test_magnitudes_segment_path_matches_loop_for_uneven_groups():
             assert torch.allclose(got[k, :, i], ref[k], atol=1e-6)
 
 
-def _dense_terms(model, W, masks=None):
+def _per_node(t, ch, f):
+    """``f`` over each node's ``ch`` channels of ``|t|``: ``[B, N*ch]`` -> ``[B, N]``, a loop."""
+    return torch.stack([f(t[:, ch * i : ch * (i + 1)].abs()) for i in range(t.shape[1] // ch)], 1)
+
+
+def _zscore(v, mean=None, var=None):
+    """Column z-score with the regressor's relative eps: batch statistics unless given."""
+    if mean is None:
+        mean, var = v.mean(0), v.var(0, unbiased=False)
+    return (v - mean) / torch.sqrt(var + REL_EPS * var.mean() + ABS_EPS)
+
+
+SUM, MAX = (lambda s: s.sum(-1)), (lambda s: s.amax(-1))
+
+
+def _dense_terms(model, W, masks=None, running=None):
     """Independent reference of the regressor's loss terms from the cached activations:
-    per-node loops, per-term dense products; term ``t`` uses ``W * masks[t]`` if given."""
+    per-node loops, per-term dense products; term ``t`` uses ``W * masks[t]`` if given and
+    the ``running`` statistics (eval mode) instead of the batch ones if given."""
     zs = [b._last_pre_norm_activation for b in model.ResBlocks]
-    n, ch = model.n_function, model.channels
-    mag = lambda t, f: torch.stack([f(t[:, ch * i : ch * i + ch].abs()) for i in range(n)], 1)
-
-    def std(v):
-        var = v.var(0, unbiased=False)
-        return (v - v.mean(0)) / torch.sqrt(var + REL_EPS * var.mean() + ABS_EPS)
-
+    r = running or {}
     terms = []
     for p in range(len(zs) - 1):
-        Y = std(mag(zs[p + 1].grad, lambda s: s.sum(-1)))
-        for f in (lambda s: s.sum(-1), lambda s: s.amax(-1)):
-            X = std(mag(zs[p].detach(), f))
-            Wt = W if masks is None else W * masks[len(terms)]
+        y = _per_node(zs[p + 1].grad, model.channels, SUM)
+        Y = _zscore(y, *(r[k][p] for k in ("y_mean", "y_var") if k in r))
+        for f in (SUM, MAX):
+            t = len(terms)
+            x = _per_node(zs[p].detach(), model.channels, f)
+            X = _zscore(x, *(r[k][t] for k in ("x_mean", "x_var") if k in r))
+            Wt = W if masks is None else W * masks[t]
             terms.append(((X @ Wt - Y) ** 2).mean())
     return terms
 
 
-def test_aux_step_loss_and_update_match_dense_autograd(bench4):
-    model, reg, _ = _setup(bench4, aggregators=("sum", "max"), ridge=0.05, lr=1e-2)
+def test_aux_step_loss_and_update_match_dense_autograd(bench):
+    model, reg, _ = _setup(bench, aggregators=("sum", "max"), ridge=0.05, lr=1e-2)
     W0 = reg.W.detach().clone()
     x, y = torch.randn(6, model.n_inputs), torch.randn(6, model.n_outputs)
     reg.pre_forward()
@@ -89,10 +117,10 @@ def test_aux_step_loss_and_update_match_dense_autograd(bench4):
     assert int(reg.n_rows) == 4 * 6
 
 
-def test_aux_step_dropout_draws_an_independent_mask_per_term(bench4):
+def test_aux_step_dropout_draws_an_independent_mask_per_term(bench):
     """With dropout, term t sees W * M_t / keep with its own mask M_t (the reference's
     semantics); a single mask shared by all terms gives a different update."""
-    model, reg, _ = _setup(bench4, aggregators=("sum", "max"), ridge=0.0, lr=1e-2, dropout=0.5)
+    model, reg, _ = _setup(bench, aggregators=("sum", "max"), ridge=0.0, lr=1e-2, dropout=0.5)
     W0 = reg.W.detach().clone()
     reg.pre_forward()
     loss = torch.nn.functional.mse_loss(model(torch.randn(8, model.n_inputs)), torch.randn(8, 4))
@@ -117,8 +145,8 @@ def test_aux_step_dropout_draws_an_independent_mask_per_term(bench4):
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
-def test_keep_masks_are_unbiased_bernoulli_and_independent(bench4, rate):
-    _, reg, _ = _setup(bench4, dropout=rate)
+def test_keep_masks_are_unbiased_bernoulli_and_independent(bench, rate):
+    _, reg, _ = _setup(bench, dropout=rate)
     torch.manual_seed(0)
     m = reg._keep_masks(6, 300, reg.W)  # 540k entries
     assert m.shape == (6, 300, 300) and m.unique().tolist() == pytest.approx(
@@ -151,26 +179,24 @@ def test_standardize_handles_gradient_sized_variances():
     assert torch.allclose(ev, z, atol=1e-3)
 
 
-def test_magnitude_layouts_agree(bench4):
+def test_magnitude_layouts_agree(bench):
     """The feature-major fast path equals the generic segment path on real caches."""
-    model, reg, _ = _setup(bench4, aggregators=("sum", "max", "mean", "l2"))
+    model, reg, _ = _setup(bench, aggregators=("sum", "max", "mean", "l2"))
     reg.pre_forward()
     loss = model(torch.randn(5, model.n_inputs)).square().sum()
     reg.arm_retained_grads()
     loss.backward()
     fast = reg._magnitudes()
-    group_size = reg._group_size
-    assert group_size == model.channels  # uniform groups: fast path taken above
-    reg._group_size = None  # force the generic segment path
-    slow = reg._magnitudes()
+    assert reg._group_size == model.channels  # uniform groups: fast path taken above
+    with patched(reg, _group_size=None):  # force the generic segment path
+        slow = reg._magnitudes()
     for a, b in zip(fast, slow, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
-    reg._group_size = group_size
     reg.aux_step()
 
 
-def test_aux_step_releases_activations_even_on_error(bench4):
-    model, reg, _ = _setup(bench4)
+def test_aux_step_releases_activations_even_on_error(bench):
+    model, reg, _ = _setup(bench)
     reg.pre_forward()
     model(torch.randn(3, model.n_inputs)).sum()
     reg.arm_retained_grads()
@@ -180,8 +206,8 @@ def test_aux_step_releases_activations_even_on_error(bench4):
     assert not model._store_activations
 
 
-def test_call_order_errors_name_the_missing_call(bench4):
-    model, reg, _ = _setup(bench4)
+def test_call_order_errors_name_the_missing_call(bench):
+    model, reg, _ = _setup(bench)
     with pytest.raises(RuntimeError, match=r"pre_forward\(\) is missing"):
         reg.aux_step()
     with pytest.raises(RuntimeError, match=r"before pre_forward\(\)"):
@@ -195,8 +221,8 @@ def test_call_order_errors_name_the_missing_call(bench4):
         reg.aux_step()
 
 
-def test_constructor_validation(bench4):
-    g = bench4.partial
+def test_constructor_validation(bench):
+    g = bench.partial
     ck = GSNN(g.edge_index_dict, g.node_names_dict, 2, 3, checkpoint=True)
     with pytest.raises(ValueError, match="checkpoint=True"):
         MagnitudeEdgeRegressor(ck, g)
@@ -213,22 +239,38 @@ def test_constructor_validation(bench4):
         MagnitudeEdgeRegressor(one, g)
 
 
-def test_post_norm_features_use_last_activation(bench4):
-    model, reg, _ = _setup(bench4, use_pre_norm=False)
-    out = _train_step(model, reg, torch.randn(5, model.n_inputs), torch.randn(5, model.n_outputs))
-    assert np.isfinite(out["aux_loss"])
+def test_post_norm_features_use_last_activation(bench):
+    """With ``use_pre_norm=False`` features are magnitudes of each block's post-nonlinearity
+    activation ``h`` and targets those of ``dL/dh``, not of the pre-norm ``z``."""
+    model, reg, _ = _setup(bench, use_pre_norm=False)
+    x, y = torch.randn(5, model.n_inputs), torch.randn(5, model.n_outputs)
+    reg.pre_forward()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    reg.arm_retained_grads()
+    loss.backward()
+    X, Y = reg._magnitudes()  # [N, T, B], [N, P, B]
+    ch, blocks = model.channels, model.ResBlocks
+    for p in range(len(blocks) - 1):
+        h, z = blocks[p]._last_activation.detach(), blocks[p]._last_pre_norm_activation
+        for k, f in enumerate((SUM, MAX)):
+            torch.testing.assert_close(X[:, 2 * p + k].t(), _per_node(h, ch, f))
+        assert not torch.allclose(X[:, 2 * p].t(), _per_node(z.detach(), ch, SUM), atol=1e-3)
+        torch.testing.assert_close(
+            Y[:, p].t(), _per_node(blocks[p + 1]._last_activation.grad, ch, SUM)
+        )
+    assert np.isfinite(reg.aux_step()["aux_loss"])
 
 
 @pytest.mark.parametrize("mode", ["abs", "relu", "signed"])
-def test_score_modes(bench4, mode):
-    _, reg, _ = _setup(bench4, score_mode=mode)
+def test_score_modes(bench, mode):
+    _, reg, _ = _setup(bench, score_mode=mode)
     W = reg.W.detach()
     expected = {"abs": W.abs(), "relu": W.clamp(min=0), "signed": W}[mode]
     assert torch.equal(reg.score_matrix(), expected)
 
 
-def test_evaluate_columns_order_and_pvalues(bench4):
-    model, reg, g = _setup(bench4)
+def test_evaluate_columns_order_and_pvalues(bench):
+    model, reg, g = _setup(bench)
     for _ in range(5):
         _train_step(model, reg, torch.randn(16, model.n_inputs), torch.randn(16, model.n_outputs))
     res = reg.evaluate()
@@ -260,15 +302,28 @@ def test_evaluate_columns_order_and_pvalues(bench4):
     assert ((res.q_value >= res.p_value - 1e-12) & (res.q_value <= 1)).all()
 
 
-def test_pvalues_all_one_before_enough_rows(bench4):
-    _, reg, _ = _setup(bench4)
+def test_gram_update_accumulates_design_rows_and_residuals():
+    rng = np.random.default_rng(0)
+    gram, n_rows = torch.zeros(4, 4), torch.zeros((), dtype=torch.long)
+    rss = torch.zeros((), dtype=torch.float64)
+
+    steps = [(rng.normal(size=(4, 6)), rng.random(3)) for _ in range(3)]
+    for x, sums in steps:
+        gram_update_(gram, n_rows, rss, torch.tensor(x, dtype=torch.float32), torch.tensor(sums))
+    np.testing.assert_allclose(gram.numpy(), sum(x @ x.T for x, _ in steps), rtol=1e-5)
+    assert int(n_rows) == 18
+    assert float(rss) == pytest.approx(sum(s.sum() for _, s in steps))
+
+
+def test_pvalues_all_one_before_enough_rows(bench):
+    _, reg, _ = _setup(bench)
     assert (reg.evaluate().p_value == 1.0).all()
 
 
-def test_evaluate_against_matches_edge_table_metrics(bench4):
-    model, reg, g = _setup(bench4)
+def test_evaluate_against_matches_edge_table_metrics(bench):
+    model, reg, g = _setup(bench)
     _train_step(model, reg, torch.randn(8, model.n_inputs), torch.randn(8, model.n_outputs))
-    held = bench4.held_out
+    held = bench.held_out
     direct = reg.evaluate_against(held, top_k=(1, 3))
     _, via_table = MagnitudeEdgeRegressor.evaluate_target_ranking(
         reg.evaluate(), held, top_k=(1, 3)
@@ -279,8 +334,8 @@ def test_evaluate_against_matches_edge_table_metrics(bench4):
         reg.evaluate_against([("f0", "nope")])
 
 
-def test_maybe_save_best_and_load_best(bench4):
-    model, reg, _ = _setup(bench4)
+def test_maybe_save_best_and_load_best(bench):
+    model, reg, _ = _setup(bench)
     with pytest.raises(RuntimeError, match="no checkpoint saved"):
         reg.load_best()
     assert reg.maybe_save_best(0.5)
@@ -294,21 +349,37 @@ def test_maybe_save_best_and_load_best(bench4):
     assert reg.maybe_save_best(0.3, mode="min")
 
 
-def test_state_dict_round_trip_excludes_gsnn(bench4):
-    model, reg, g = _setup(bench4)
+def test_state_dict_round_trip_excludes_gsnn(bench):
+    model, reg, g = _setup(bench)
     _train_step(model, reg, torch.randn(8, model.n_inputs), torch.randn(8, model.n_outputs))
     state = reg.state_dict()
     assert not any(k.startswith("model") for k in state)
-    _, other, _ = _setup(bench4)
+    _, other, _ = _setup(bench)
     other.load_state_dict(state)
     assert torch.equal(other.W, reg.W)
     assert torch.equal(other.gram, reg.gram)
 
 
-def test_eval_mode_uses_running_stats_and_no_dropout(bench4):
-    model, reg, _ = _setup(bench4, dropout=0.5)
+def test_eval_mode_uses_running_stats_and_no_dropout(bench):
+    """In eval mode the step z-scores with the running statistics (left unchanged) and
+    applies no dropout: it equals AdamW on the unmasked dense reference."""
+    model, reg, _ = _setup(bench, aggregators=("sum", "max"), dropout=0.5, lr=1e-2)
     _train_step(model, reg, torch.randn(8, model.n_inputs), torch.randn(8, model.n_outputs))
-    mean_before = reg.x_mean.clone()
     reg.eval()
-    _train_step(model, reg, torch.randn(8, model.n_inputs), torch.randn(8, model.n_outputs))
-    assert torch.equal(reg.x_mean, mean_before)
+    names = ("x_mean", "x_var", "y_mean", "y_var")
+    running = {k: getattr(reg, k).clone() for k in names}
+    W = reg.W.detach().clone().requires_grad_(True)
+    opt = torch.optim.AdamW([W], lr=reg.lr, weight_decay=reg.weight_decay)
+    opt.load_state_dict(copy.deepcopy(reg.optimizer.state_dict()))  # its Adam moments
+    reg.pre_forward()
+    loss = torch.nn.functional.mse_loss(model(torch.randn(8, model.n_inputs)), torch.randn(8, 4))
+    reg.arm_retained_grads()
+    loss.backward()
+    terms = torch.stack(_dense_terms(model, W, running=running))
+    (terms.sum() + reg.ridge * W.square().sum()).backward()
+    opt.step()
+    out = reg.aux_step()
+    assert out["aux_loss"] == pytest.approx(float(terms.detach().mean()), rel=1e-5)
+    torch.testing.assert_close(reg.W.detach(), W.detach(), atol=1e-6, rtol=1e-5)
+    for k in names:
+        assert torch.equal(getattr(reg, k), running[k]), k

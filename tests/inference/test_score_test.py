@@ -7,10 +7,18 @@ from gsnn_edges import GSNN
 from gsnn_edges.inference.magnitudes import node_sums
 from gsnn_edges.inference.score_test import ScoreTestScorer
 
+from patching import patched, set_existing
 
-def _model(bench4, seed=0):
+
+@pytest.fixture(scope="module")
+def bench(benchmarks):
+    """This module's benchmark: width 4 (8 function nodes)."""
+    return benchmarks.graph(4)
+
+
+def _model(bench, seed=0):
     torch.manual_seed(seed)
-    g = bench4.partial
+    g = bench.partial
     return GSNN(g.edge_index_dict, g.node_names_dict, channels=3, layers=3, norm="none"), g
 
 
@@ -28,20 +36,19 @@ def _edge_gradients(model, x, y, i, j, p):
 
     handle = model.ResBlocks[p + 1].lin_in.register_forward_hook(add_edge)
     model.eval()
-    model._store_activations = True
     try:
-        out = []
-        for b in range(x.shape[0]):
-            loss = torch.nn.functional.mse_loss(model(x[b : b + 1]), y[b : b + 1])
-            out.append(torch.autograd.grad(loss, a)[0])
+        with patched(model, _store_activations=True):
+            out = []
+            for b in range(x.shape[0]):
+                loss = torch.nn.functional.mse_loss(model(x[b : b + 1]), y[b : b + 1])
+                out.append(torch.autograd.grad(loss, a)[0])
     finally:
         handle.remove()
-        model._store_activations = False
     return torch.stack(out).double()
 
 
-def test_score_test_matches_per_sample_gradients_of_an_explicit_edge(bench4):
-    model, g = _model(bench4)
+def test_score_test_matches_per_sample_gradients_of_an_explicit_edge(bench):
+    model, g = _model(bench)
     x, y = torch.randn(7, model.n_inputs), torch.randn(7, model.n_outputs)
     scorer = ScoreTestScorer(model, g).fit([(x[:4], y[:4]), (x[4:], y[4:])])  # uneven batches
     assert scorer.n_rows == 7 and scorer.n_pairs == 2
@@ -65,8 +72,8 @@ def test_score_test_matches_per_sample_gradients_of_an_explicit_edge(bench4):
     assert all(p.grad is None for p in model.parameters())  # the pass leaves no .grad
 
 
-def test_score_test_table_and_metrics(bench4):
-    model, g = _model(bench4)
+def test_score_test_table_and_metrics(bench):
+    model, g = _model(bench)
     x, y = torch.randn(20, model.n_inputs), torch.randn(20, model.n_outputs)
     scorer = ScoreTestScorer(model, g).fit([(x, y)])
     table = scorer.evaluate()
@@ -76,18 +83,18 @@ def test_score_test_table_and_metrics(bench4):
     np.testing.assert_allclose(table["score"], Q[table.src_idx, table.dst_idx])
     np.testing.assert_allclose(table["p_value"], chi2.sf(table["score"], 2))
     assert table["has_edge"].sum() == len(g.function_edges())
-    got = scorer.evaluate_against(bench4.held_out, top_k=(1,))
-    assert got["n_positives"] == len(bench4.held_out) and "top@1" in got
+    got = scorer.evaluate_against(bench.held_out, top_k=(1,))
+    assert got["n_positives"] == len(bench.held_out) and "top@1" in got
 
 
-def test_score_test_errors(bench4):
-    model, g = _model(bench4)
+def test_score_test_errors(bench):
+    model, g = _model(bench)
     scorer = ScoreTestScorer(model, g)
     with pytest.raises(RuntimeError, match=r"call fit\(loader\)"):
         scorer.score_matrix()
     with pytest.raises(ValueError, match="no rows"):
         scorer.fit([])
-    model.checkpoint = True
+    set_existing(model, "checkpoint", True)
     with pytest.raises(ValueError, match="checkpoint=True"):
         ScoreTestScorer(model, g)
 

@@ -5,7 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from gsnn_edges.nn import GSNN
-from gsnn_edges.simulate import converging_tier_graph, simulate
+from gsnn_edges.simulate import simulate
+
+from patching import set_existing
+
+
+@pytest.fixture(scope="module")
+def bench(benchmarks):
+    """This module's benchmark: width 4 (8 function nodes)."""
+    return benchmarks.graph(4)
 
 
 def _model(graph, **kw):
@@ -47,8 +55,8 @@ def _dense_forward(model: GSNN, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("norm", ["none", "layer"])
-def test_gsnn_forward_matches_dense_reference(bench4, norm):
-    model = _model(bench4, norm=norm).eval()
+def test_gsnn_forward_matches_dense_reference(bench, norm):
+    model = _model(bench, norm=norm).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1 * torch.randn_like(p))  # break the zero-bias symmetry
@@ -56,9 +64,9 @@ def test_gsnn_forward_matches_dense_reference(bench4, norm):
     assert torch.allclose(model(x), _dense_forward(model, x), atol=1e-5)
 
 
-def test_gsnn_counts_and_masks(bench4):
-    model = _model(bench4)
-    g = bench4.partial
+def test_gsnn_counts_and_masks(bench):
+    model = _model(bench)
+    g = bench.partial
     n_edges = sum(v.shape[1] for v in g.edge_index_dict.values()) + g.n_function
     assert model.n_edges == n_edges
     assert model.channel_groups.tolist() == [i for i in range(g.n_function) for _ in range(3)]
@@ -68,32 +76,65 @@ def test_gsnn_counts_and_masks(bench4):
     assert "function=8" in repr(model)
 
 
-def test_gsnn_without_self_edges_has_fewer_edges(bench4):
-    a, b = _model(bench4), _model(bench4, add_function_self_edges=False)
-    assert a.n_edges - b.n_edges == bench4.partial.n_function
+def test_gsnn_without_self_edges_has_fewer_edges(bench):
+    a, b = _model(bench), _model(bench, add_function_self_edges=False)
+    assert a.n_edges - b.n_edges == bench.partial.n_function
 
 
-def test_gsnn_share_layers_shares_sparse_weights_not_norms(bench4):
-    model = _model(bench4, share_layers=True, norm="layer")
+def test_gsnn_share_layers_shares_sparse_weights_not_norms(bench):
+    model = _model(bench, share_layers=True, norm="layer")
     b0, b1 = model.ResBlocks[0], model.ResBlocks[1]
     assert b0.lin_in is b1.lin_in and b0.lin_out is b1.lin_out
     assert b0.norm is not b1.norm
     assert len(model.ResBlocks) == 3
 
 
+@pytest.mark.parametrize("share_layers", [False, True])
+def test_gsnn_reset_parameters_restores_the_init_and_resets_shared_layers_once(
+    bench, share_layers, monkeypatch
+):
+    """After training-like changes, reset_parameters brings back 1 residual weights, unit
+    norms, zero biases and fresh sparse and MLP weights; shared layers reset once."""
+    model = _model(bench, share_layers=share_layers, norm="batch", node_mlp=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(3.0)
+        for block in model.ResBlocks:
+            block.norm.running_mean.add_(1.0)
+    calls = []
+    lin_in = type(model.ResBlocks[0].lin_in)
+    original = lin_in.reset_parameters
+    monkeypatch.setattr(
+        lin_in, "reset_parameters", lambda self: (calls.append(id(self)), original(self))
+    )
+    model.reset_parameters()
+    blocks = model.ResBlocks
+    layers = {id(b.lin_in) for b in blocks} | {id(b.lin_out) for b in blocks} | {id(model.readout)}
+    assert len(layers) == (3 if share_layers else 7)
+    assert sorted(calls) == sorted(layers)  # each distinct sparse layer once
+    for block in model.ResBlocks:
+        assert block.residual_weight.item() == 1.0
+        assert torch.equal(block.norm.weight, torch.ones_like(block.norm.weight))
+        assert torch.equal(block.norm.running_mean, torch.zeros_like(block.norm.running_mean))
+        assert block.lin_in.weight.abs().max() <= block.lin_in.init_bound.max()
+        assert torch.equal(block.lin_in.bias, torch.zeros_like(block.lin_in.bias))
+        first = block.node_mlp.net[0]
+        assert first.weight.abs().max() <= 1 / math.sqrt(first.in_features)  # torch's default
+
+
 @pytest.mark.parametrize("norm", ["layer", "batch", "groupbatch", "rms", "none"])
-def test_gsnn_all_norms_train_and_give_finite_grads(bench4, norm):
-    model = _model(bench4, norm=norm, node_mlp=True, dropout=0.1)
+def test_gsnn_all_norms_train_and_give_finite_grads(bench, norm):
+    model = _model(bench, norm=norm, node_mlp=True, dropout=0.1)
     y = model(torch.randn(8, model.n_inputs))
     y.square().mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-def test_gsnn_checkpoint_gives_same_output_and_grads(bench4):
+def test_gsnn_checkpoint_gives_same_output_and_grads(bench):
     torch.manual_seed(1)
-    plain = _model(bench4, norm="layer")
-    ckpt = _model(bench4, norm="layer", checkpoint=True)
+    plain = _model(bench, norm="layer")
+    ckpt = _model(bench, norm="layer", checkpoint=True)
     ckpt.load_state_dict(plain.state_dict())
     x = torch.randn(4, plain.n_inputs)
     ya, yb = plain(x), ckpt(x)
@@ -103,38 +144,38 @@ def test_gsnn_checkpoint_gives_same_output_and_grads(bench4):
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(ga, gb, strict=True))
 
 
-def test_gsnn_edge_mask_zero_silences_outputs(bench4):
-    model = _model(bench4)
+def test_gsnn_edge_mask_zero_silences_outputs(bench):
+    model = _model(bench)
     y = model(torch.randn(3, model.n_inputs), edge_mask=torch.zeros(model.n_edges))
     assert torch.equal(y, torch.zeros_like(y))
 
 
-def test_gsnn_stores_activations_only_when_asked(bench4):
-    model = _model(bench4)
+def test_gsnn_stores_activations_only_when_asked(bench):
+    model = _model(bench)
     model(torch.randn(2, model.n_inputs))
     assert model.ResBlocks[0]._last_pre_norm_activation is None
-    model._store_activations = True
+    set_existing(model, "_store_activations", True)
     model(torch.randn(2, model.n_inputs))
     z = model.ResBlocks[1]._last_pre_norm_activation
     assert z.shape == (2, model.n_function * model.channels)
-    model._store_activations = False
+    set_existing(model, "_store_activations", False)
     assert model.ResBlocks[1]._last_pre_norm_activation is None
 
 
-def test_gsnn_rejects_wrong_input_width(bench4):
-    model = _model(bench4)
+def test_gsnn_rejects_wrong_input_width(bench):
+    model = _model(bench)
     with pytest.raises(ValueError, match=r"x must have shape \[B, 4\]"):
         model(torch.randn(2, 5))
 
 
-def test_gsnn_rejects_unknown_norm(bench4):
+def test_gsnn_rejects_unknown_norm(bench):
     with pytest.raises(ValueError, match="norm must be one of"):
-        _model(bench4, norm="group")
+        _model(bench, norm="group")
 
 
-def test_gsnn_default_init_is_fan_uniform_per_node_block(bench4):
+def test_gsnn_default_init_is_fan_uniform_per_node_block(bench):
     """Every sparse entry starts in U(-1, 1) / sqrt(fan_in * fan_out) of its node block."""
-    g = bench4.partial
+    g = bench.partial
     torch.manual_seed(0)
     model = GSNN(g.edge_index_dict, g.node_names_dict, channels=5, layers=3, norm="none")
     ch, n_f = model.channels, model.n_function
@@ -154,15 +195,15 @@ def test_gsnn_default_init_is_fan_uniform_per_node_block(bench4):
         assert not lin_in.bias.any() and not lin_out.bias.any()
 
 
-def test_gsnn_init_gives_reference_activation_scale():
+def test_gsnn_init_gives_reference_activation_scale(benchmarks):
     """SPEC section 2: mean |pre-norm activation| ~0.05 per layer on the benchmark at init
     (the earlier He-style init gave 0.3-0.6)."""
-    bench = converging_tier_graph(25)
+    bench = benchmarks.graph(25)
     x = torch.as_tensor(simulate(bench.full, 256, seed=0)[0])
     g = bench.partial
     torch.manual_seed(0)
     model = GSNN(g.edge_index_dict, g.node_names_dict, 8, 6, norm="none")
-    model._store_activations = True
+    set_existing(model, "_store_activations", True)
     with torch.no_grad():
         model(x)
     scale = [float(b._last_pre_norm_activation.abs().mean()) for b in model.ResBlocks]

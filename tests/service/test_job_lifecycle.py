@@ -103,7 +103,7 @@ def test_jobs_reaper_resends_a_lost_message_with_backoff(ctx, queue, job_inputs)
     job = _submit(ctx, job_inputs).job
     queue.clear()  # the broker lost the message
     t0 = utcnow()
-    at = lambda s: t0 + timedelta(seconds=s)  # noqa: E731
+    at = lambda s: t0 + timedelta(seconds=s)
     assert reap_stale_jobs(ctx, now=at(4))["resent"] == 0  # not overdue yet
     assert reap_stale_jobs(ctx, now=at(6))["resent"] == 1 and queue == [job.id]
     resent = [reap_stale_jobs(ctx, now=at(s))["resent"] for s in range(7, 40)]

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.jobs import get_job, submit_job
 from gsnn_edges.service.reaper import ReaperThread
 from worker.config import celery_enqueue, create_celery
 
-from workerhelpers import WorkerProcess, submit, wait_for
+from patching import set_existing
+from proctools import start_worker
 
 pytestmark = pytest.mark.services
+TENANT = "local"  # the tenant of the ``inputs`` fixture
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def submit(ctx: ServiceContext, inputs: tuple[str, str], epochs: int, **extra) -> str:
+    spec = {"model": {"channels": 4, "layers": 3}, "training": {"epochs": epochs}, **extra}
+    return submit_job(ctx, TENANT, *inputs, spec).job.id
+
+
+def wait_for(ctx: ServiceContext, job_id: str, cond, timeout: float, log: Path | None = None):
+    """Poll the job row until ``cond(job)``; fail with the worker log on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = get_job(ctx, TENANT, job_id)
+        if cond(job):
+            return job
+        time.sleep(0.2)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"job {job_id} stuck in {job.status} {job.progress}\n{tail}")
 
 
 def test_worker_trains_job_to_succeeded(ctx, worker, inputs, log_path):
@@ -29,7 +52,8 @@ def test_worker_failing_training_ends_failed_with_reason(ctx, worker, inputs, lo
     with ctx.db.session() as s:  # corrupt the stored spec as a bad deploy might
         from gsnn_edges.service.models import Job
 
-        s.get(Job, job_id).spec = {**s.get(Job, job_id).spec, "model": {"norm": "banana"}}
+        row = s.get(Job, job_id)
+        set_existing(row, "spec", {**row.spec, "model": {"norm": "banana"}})
         s.commit()
     job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 90, log_path)
     assert job.status == "failed"
@@ -41,17 +65,18 @@ def test_worker_cancel_running_job_ends_cancelled(ctx, worker, inputs, log_path)
 
     job_id = submit(ctx, inputs, epochs=500)
     wait_for(ctx, job_id, lambda j: (j.progress or {}).get("epoch", 0) >= 1, 90, log_path)
-    cancel_job(ctx, "local", job_id)
+    cancel_job(ctx, TENANT, job_id)
     job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 30, log_path)
     assert job.status == "cancelled" and job.progress["epoch"] < 500
 
 
+@pytest.mark.slow  # a lost worker, a stale heartbeat and a rescue: ~15 s
 def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path):
     # own queue, so the module's shared worker cannot take the job
     own = settings.model_copy(update={"queue_name": settings.queue_name + "_kill"})
     ctx = ServiceContext.from_settings(own, enqueue=celery_enqueue(create_celery(own), own))
     log = tmp_path / "killed.log"
-    victim = WorkerProcess(own, log)
+    victim = start_worker(own, log)
     # long enough that the kill reliably lands mid-job even on an idle machine
     job_id = submit(ctx, inputs, epochs=60)
     reaper = ReaperThread(ctx)
@@ -60,7 +85,7 @@ def test_worker_sigkill_mid_job_is_requeued_by_reaper(settings, inputs, tmp_path
         running = wait_for(ctx, job_id, lambda j: (j.progress or {}).get("epoch", 0) >= 1, 90, log)
         victim.kill()
         assert running.status == "running" and running.progress["epoch"] < 60
-        rescuer = WorkerProcess(own, log)
+        rescuer = start_worker(own, log)
         try:
             job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 120, log)
         finally:
