@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.limits import AuthBeforeBody, BodySizeLimit, LoopbackOnly
-from api.observability import Metrics, MetricsMiddleware
+from api.limits import AuthBeforeBody, BodySizeLimit, LoopbackOnly, RateLimit
+from api.observability import Metrics, ObserveRequests
 from api.routes import datasets, graphs, jobs, ops, results
 from gsnn_edges.service.context import Enqueue, ServiceContext
 from gsnn_edges.service.reaper import ReaperThread
@@ -66,7 +66,15 @@ def create_app(
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AuthBeforeBody, keys=settings.tenant_keys)  # runs before the limit
+    app.add_middleware(
+        RateLimit,
+        keys=settings.tenant_keys,
+        rate=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+    )
     if not settings.auth_enabled:
         app.add_middleware(LoopbackOnly)  # ahead of everything but the metrics
-    app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)
+    app.add_middleware(
+        ObserveRequests, metrics=lambda: app.state.metrics, keys=settings.tenant_keys
+    )
     return app

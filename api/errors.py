@@ -25,6 +25,7 @@ _DOMAIN: list[tuple[type[svc.ServiceError], int, str]] = [
     (svc.ConflictError, 409, "conflict"),
     (svc.IdempotencyMismatchError, 422, "idempotency-key-reused"),
     (svc.InvalidInputError, 422, "invalid-input"),
+    (svc.TooManyRequestsError, 429, "too-many-requests"),
     (svc.ServiceUnavailableError, 503, "service-unavailable"),
 ]
 
@@ -35,6 +36,7 @@ _DESCRIPTIONS = {
     409: "The resource is not in a state that allows this (e.g. results before success).",
     413: "Request body larger than GSNN_EDGES_MAX_UPLOAD_MB.",
     422: "The request is well formed but invalid; `errors` lists each problem.",
+    429: "Over the tenant's active-job quota or request rate; retry after Retry-After s.",
     503: "A backing service (database or broker) is unavailable.",
 }
 
@@ -101,6 +103,8 @@ async def _domain_handler(_: Request, exc: Exception) -> JSONResponse:
     for cls, status, slug in _DOMAIN:
         if isinstance(exc, cls):
             headers = _HEADERS.get(status)
+            if isinstance(exc, svc.TooManyRequestsError):
+                headers = {"Retry-After": str(exc.retry_after)}
             return problem_response(status, exc.message, slug, exc.errors, headers)
     raise exc  # pragma: no cover - every ServiceError subclass is listed
 

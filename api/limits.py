@@ -1,9 +1,11 @@
 """Limits applied before a request body is read: who may call (loopback only without API
-keys), authentication, then the body's size."""
+keys), how often (a rate per key), authentication, then the body's size."""
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +38,79 @@ def loopback_host_header(value: str) -> bool:
     elif host.count(":") == 1:
         host = host.split(":")[0]
     return is_loopback(host)
+
+
+# probes an orchestrator or Prometheus polls: never rate limited
+_UNLIMITED = {"/healthz", "/readyz", "/metrics"}
+
+
+class TokenBuckets:
+    """One token bucket per caller: ``burst`` requests at once, then ``rate`` per second.
+
+    Buckets that have refilled completely are dropped when there are more than
+    ``max_callers``, so a flood of distinct addresses cannot grow the table without
+    bound (a full bucket holds no state worth keeping)."""
+
+    def __init__(self, rate: float, burst: int, max_callers: int = 10_000) -> None:
+        self.rate, self.burst, self.max_callers = rate, float(burst), max_callers
+        self._buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at)
+
+    def take(self, caller: str, now: float | None = None) -> float:
+        """Take one token; 0 when granted, else the seconds until one is available."""
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.get(caller, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[caller] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[caller] = (tokens - 1, now)
+        if len(self._buckets) > self.max_callers:
+            self._prune(now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        full = [
+            k
+            for k, (tokens, at) in self._buckets.items()
+            if tokens + (now - at) * self.rate >= self.burst
+        ]
+        for caller in full:
+            del self._buckets[caller]
+
+
+class RateLimit:
+    """Pure ASGI middleware: a request rate per API key (per client address for
+    requests without a valid key) in this process; over it, 429 with ``Retry-After``
+    before the body is read. Each API process keeps its own buckets, so the rate a
+    deployment allows is this one times its API processes."""
+
+    def __init__(self, app: ASGIApp, keys: dict[str, str], rate: float, burst: int) -> None:
+        self.app, self.keys = app, keys
+        self.buckets = TokenBuckets(rate, burst)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNLIMITED:
+            await self.app(scope, receive, send)
+            return
+        raw = dict(scope.get("headers") or []).get(b"authorization")
+        try:
+            caller = "tenant:" + tenant_for(raw.decode("latin-1") if raw else None, self.keys)
+        except AuthenticationError:
+            client = scope.get("client")
+            caller = "address:" + (client[0] if client else "unknown")
+        wait = self.buckets.take(caller)
+        if wait == 0:
+            await self.app(scope, receive, send)
+            return
+        rate = self.buckets.rate
+        detail = (
+            f"more than {rate:g} requests per second from this key "
+            f"(GSNN_EDGES_RATE_LIMIT_PER_S); retry after the Retry-After seconds"
+        )
+        headers = {"Retry-After": str(math.ceil(wait))}
+        await problem_response(429, detail, "too-many-requests", None, headers)(
+            scope, receive, send
+        )
 
 
 class LoopbackOnly:

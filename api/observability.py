@@ -1,17 +1,25 @@
-"""Prometheus metrics: request counts and latency, jobs by status."""
+"""Request observation: Prometheus metrics (request counts and latency, jobs by
+status; no tenant or job appears in them), request ids, and one structured access log
+line per request."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import tenant_for
 from gsnn_edges.job_status import JobStatus
+from gsnn_edges.service import logs
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.errors import AuthenticationError
 
 
 class JobsCollector:
@@ -49,29 +57,64 @@ class Metrics:
         self.registry.register(JobsCollector(ctx))
 
 
-class MetricsMiddleware:
-    """Pure ASGI middleware recording count and latency per route template."""
+# a caller's X-Request-ID is kept when it is a short token (it goes into every log line)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+access_log = logging.getLogger("gsnn_edges.access")
 
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics]) -> None:
-        self.app = app
-        self.metrics = metrics
+
+def _request_id(headers: dict[bytes, bytes]) -> str:
+    offered = headers.get(b"x-request-id", b"").decode("latin-1")
+    return offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+
+
+class ObserveRequests:
+    """Pure ASGI middleware, outermost: tags the request with an id (the caller's
+    ``X-Request-ID`` when it is a short token, else a new one; sent back in the
+    response) and its tenant, so every log line the request causes carries both; then
+    counts it, times it per route template and logs one access line.
+
+    The tenant comes from the bearer key as the routes resolve it (``None`` for a
+    missing or unknown key, which the routes then refuse)."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], keys: dict[str, str]) -> None:
+        self.app, self.metrics, self.keys = app, metrics, keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers") or [])
+        request_id = _request_id(headers)
+        auth = headers.get(b"authorization")
+        try:
+            tenant = tenant_for(auth.decode("latin-1") if auth else None, self.keys)
+        except AuthenticationError:
+            tenant = None
         start, status = time.perf_counter(), 500
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            m = self.metrics()
-            m.requests.labels(scope["method"], route, str(status)).inc()
-            m.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+        with logs.bound(request_id=request_id, tenant=tenant):
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                seconds = time.perf_counter() - start
+                m = self.metrics()
+                m.requests.labels(scope["method"], route, str(status)).inc()
+                m.latency.labels(scope["method"], route).observe(seconds)
+                access_log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={"route": route, "status": status, "ms": round(seconds * 1e3, 2)},
+                )

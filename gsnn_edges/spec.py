@@ -92,7 +92,9 @@ class TrainingSpec(_Block):
     epochs: int = Field(30, ge=1, le=100_000, description="Training epochs.")
     batch_size: int = Field(64, ge=1, description="Samples per batch.")
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="GSNN AdamW learning rate.")
-    seed: int = Field(0, ge=0, description="Random seed (splits, initialisation, batches).")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Random seed (splits, initialisation, batches)."
+    )
     test_fraction: float = Field(
         0.2, ge=0, le=0.5, description="Share of the samples held out for test."
     )

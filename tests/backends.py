@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -48,9 +49,20 @@ def pg_answers(url: str) -> bool:
         return False
 
 
-def _wait(ready: Callable[[], bool], what: str, log: Path, timeout: float = 30.0) -> None:
+def _wait(
+    ready: Callable[[], bool],
+    what: str,
+    log: Path,
+    proc: subprocess.Popen,
+    timeout: float = 30.0,
+) -> None:
+    """Until ``ready()``; fails at once when ``proc`` (the server we started) has exited,
+    so a server that lost a race for its port never passes for another one there."""
     deadline = time.monotonic() + timeout
     while not ready():
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise BackendUnavailable(f"{what} exited ({proc.returncode}): {tail}")
         if time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise BackendUnavailable(f"{what} did not start within {timeout:.0f} s: {tail}")
@@ -108,7 +120,9 @@ class DisposableRedis:
         args += ["no", "--dir", str(self.dir), "--logfile", str(log)]
         self.proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
         try:
-            _wait(lambda: redis_answers(self.url), f"redis-server on port {self.port}", log)
+            _wait(
+                lambda: redis_answers(self.url), f"redis-server on port {self.port}", log, self.proc
+            )
         except BaseException:
             self.stop()
             raise
@@ -124,22 +138,31 @@ class DisposableRedis:
 
 
 class DisposablePostgres:
-    """A cluster made by ``initdb`` (trust auth, user ``postgres``) run by ``pg_ctl``."""
+    """A cluster made by ``initdb`` (trust auth, user ``postgres``, C locale), its
+    ``postgres`` server a child of this process like Redis (``pg_ctl`` would detach it
+    into a session of its own that outlives a killed test run)."""
 
     def __init__(self, bindir: Path) -> None:
         self.bindir, self.port = bindir, free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="gsnn-pg-"))
         self.data, self.log = self.dir / "data", self.dir / "postgres.log"
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._as = _unprivileged()
-        if self._as:
-            os.chown(self.dir, self._as["user"], self._as["group"])
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        options += " -c full_page_writes=off -c synchronous_commit=off"
+        self.proc: subprocess.Popen | None = None
         try:
-            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-            self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "start")
-            _wait(lambda: pg_answers(self.url), f"PostgreSQL on port {self.port}", self.log)
+            self._as = _unprivileged()
+            if self._as:
+                os.chown(self.dir, self._as["user"], self._as["group"])
+            # --no-locale: the caller's LANG may name a locale this machine lacks
+            self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                      "--no-locale")  # fmt: skip
+            settings = ["listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"]
+            settings += ["synchronous_commit=off"]
+            argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+            argv += ["-k", str(self.dir), *(a for s in settings for a in ("-c", s))]
+            with open(self.log, "ab") as log:
+                self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=self.dir, **self._as)
+            what = f"PostgreSQL on port {self.port}"
+            _wait(lambda: pg_answers(self.url), what, self.log, self.proc)
         except BaseException:
             self.stop()
             raise
@@ -152,11 +175,13 @@ class DisposablePostgres:
             raise BackendUnavailable(f"{tool} failed ({done.returncode}): {why[0]}")
 
     def stop(self) -> None:
-        if (self.data / "postmaster.pid").exists():
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # postgres' immediate shutdown
             try:
-                self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-            except BackendUnavailable:
-                pass
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

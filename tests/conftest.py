@@ -17,6 +17,7 @@ import pandas as pd
 import psycopg
 import pytest
 import torch
+from sqlalchemy import make_url
 
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 
@@ -93,9 +94,10 @@ def throwaway_pg_database(admin_url: str, prefix: str = "gsnn_test") -> Iterator
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-        server = f"{conn.info.user}@{conn.info.host}:{conn.info.port}"
+    # the admin URL with the new database: its password, socket or options kept
+    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
     try:
-        yield f"postgresql+psycopg://{server}/{name}"
+        yield url.render_as_string(hide_password=False)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

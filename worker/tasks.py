@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.runner import run_job as run_job_service
+from gsnn_edges.service.runner import run_next_job
 from gsnn_edges.service.settings import get_settings
 from worker.app import app
 from worker.config import RUN_JOB
@@ -25,7 +25,8 @@ def _ctx() -> ServiceContext:
 
 @app.task(name=RUN_JOB)  # late acks come from task_acks_late in worker.config
 def run_job(job_id: str) -> str:
-    """Train one job; a re-delivered or already claimed job is a no-op."""
-    outcome = run_job_service(_ctx(), job_id)
+    """Train the job it is fairest to run now (``job_id`` is this message's job, which
+    gets a later turn when another tenant's goes first); nothing claimable is a no-op."""
+    outcome = run_next_job(_ctx(), job_id)
     log.info("job %s: %s", job_id, outcome)
     return outcome

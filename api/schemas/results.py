@@ -55,18 +55,24 @@ class WeightsOut(BaseModel):
     )
 
 
+# Every field of the stored metrics may be missing: results written by earlier versions
+# stay readable (GET .../metrics must not fail on an older job's file).
+
+
 class RankMetrics(BaseModel):
     """How a score table ranks known true edges among the candidate pairs. Also
     ``top@k`` and ``filtered_top@k`` for each k reported (share of the positives ranked
     in the top k of their source's candidates)."""
 
     model_config = ConfigDict(extra="allow")
-    auc: float | None = Field(description="ROC AUC of positives against all other candidates.")
-    mrr: float | None = Field(description="Mean reciprocal rank of the positives.")
+    auc: float | None = Field(
+        None, description="ROC AUC of positives against all other candidates."
+    )
+    mrr: float | None = Field(None, description="Mean reciprocal rank of the positives.")
     filtered_mrr: float | None = Field(
         None, description="MRR with the other positives removed from each ranking."
     )
-    n_positives: int = Field(description="Positive edges scored.")
+    n_positives: int | None = Field(None, description="Positive edges scored.")
 
 
 class TestMetrics(BaseModel):
@@ -78,24 +84,26 @@ class TestMetrics(BaseModel):
 
 
 class ScorerMetrics(BaseModel):
-    n_scored: int = Field(description="Candidate pairs the scorer gives a score.")
+    n_scored: int | None = Field(None, description="Candidate pairs the scorer gives a score.")
     validation: RankMetrics | None = Field(None, description="On the validation edges.")
     test_edges: RankMetrics | None = Field(None, description="On the test edges.")
 
 
 class ScoreTestInfo(BaseModel):
-    rows: int = Field(description="Samples of the score test's one fixed-model pass.")
+    rows: int | None = Field(None, description="Samples of the score test's one fixed-model pass.")
     epoch: int | None = Field(None, description="Checkpoint epoch it used.")
-    samples: str = Field(description="Which samples: 'training'.")
+    samples: str | None = Field(None, description="Which samples: 'training'.")
 
 
 class ConfirmInfo(BaseModel):
-    top: int = Field(description="confirm.top of the spec.")
-    n_confirmed: int = Field(description="Candidates confirmed (<= top).")
-    discoveries_q_0_1: int = Field(description="Confirmed pairs with confirm_q_value < 0.1.")
-    train_rows: int = Field(description="Rows the candidate edges were fitted on.")
-    heldout_rows: int = Field(description="Held-out rows they were tested on.")
-    seconds: float = Field(description="Wall-clock time of the stage.")
+    top: int | None = Field(None, description="confirm.top of the spec.")
+    n_confirmed: int | None = Field(None, description="Candidates confirmed (<= top).")
+    discoveries_q_0_1: int | None = Field(
+        None, description="Confirmed pairs with confirm_q_value < 0.1."
+    )
+    train_rows: int | None = Field(None, description="Rows the candidate edges were fitted on.")
+    heldout_rows: int | None = Field(None, description="Held-out rows they were tested on.")
+    seconds: float | None = Field(None, description="Wall-clock time of the stage.")
 
 
 class EpochRecord(Progress):
@@ -103,10 +111,10 @@ class EpochRecord(Progress):
 
 
 class Timing(BaseModel):
-    train_seconds: float = Field(description="Training loop, all epochs.")
-    aux_step_seconds: float = Field(description="Of which the edge regressor's steps.")
-    seconds_per_epoch: float = Field(description="train_seconds / epochs run.")
-    scorer_seconds: float = Field(description="Scoring every pair after training.")
+    train_seconds: float | None = Field(None, description="Training loop, all epochs.")
+    aux_step_seconds: float | None = Field(None, description="Of which the edge regressor's steps.")
+    seconds_per_epoch: float | None = Field(None, description="train_seconds / epochs run.")
+    scorer_seconds: float | None = Field(None, description="Scoring every pair after training.")
 
 
 class LastEpochMetrics(BaseModel):

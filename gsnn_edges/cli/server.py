@@ -77,8 +77,11 @@ def _run_api(settings: Settings, host: str, port: int) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(celery_app(settings), host=host, port=port)
+    from gsnn_edges.service.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    # uvicorn keeps the logging set up above; the app logs one access line per request
+    uvicorn.run(celery_app(settings), host=host, port=port, log_config=None, access_log=False)
     return 0
 
 
@@ -90,6 +93,7 @@ def _api(args: argparse.Namespace) -> int:
 
 def _worker_argv(settings: Settings, concurrency: int, loglevel: str) -> list[str]:
     argv = [
+        "--quiet",  # no start-up banner: every line on stderr is a structured log line
         "worker",
         "-l",
         loglevel,

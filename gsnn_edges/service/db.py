@@ -90,10 +90,10 @@ class Database:
 
 
 def _upgrade(conn: Connection) -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # before its import-time INFO
     from alembic import command
     from alembic.config import Config
 
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn

@@ -64,5 +64,14 @@ class ServiceUnavailableError(ServiceError):
     """A backing service (database, broker) is unreachable."""
 
 
+class TooManyRequestsError(ServiceError):
+    """A tenant is over a quota or a rate limit; ``retry_after`` says when to try again
+    (seconds)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class AuthenticationError(ServiceError):
     """Missing or unknown API key."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from types import TracebackType
@@ -21,7 +22,11 @@ class Heartbeat:
     def __init__(self, ctx: ServiceContext, job_id: str, token: str) -> None:
         self.ctx, self.job_id, self.token = ctx, job_id, token
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+        # run in a copy of the caller's context: its log lines keep the job's tags
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"heartbeat-{job_id}", daemon=True
+        )
 
     def _run(self) -> None:
         interval = self.ctx.settings.heartbeat_interval_s

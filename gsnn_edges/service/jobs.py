@@ -16,6 +16,7 @@ from gsnn_edges.service.errors import (
     IdempotencyMismatchError,
     InvalidInputError,
     ServiceUnavailableError,
+    TooManyRequestsError,
     require_found,
 )
 from gsnn_edges.service.graphs import graph_content
@@ -87,6 +88,23 @@ def validate_job(
         )
 
 
+def _check_quota(ctx: ServiceContext, tenant: str) -> None:
+    """At most ``max_active_jobs`` queued + running jobs per tenant, so one tenant's
+    backlog stays bounded (the workers' fair pick, :func:`repository.next_fair_job`, keeps
+    it from delaying other tenants' jobs). Concurrent submits may each pass the count:
+    the overshoot is bounded by the number of simultaneous requests."""
+    limit = ctx.settings.max_active_jobs
+    with ctx.db.session() as session:
+        active = repo.count_active_jobs(session, tenant)
+    if active >= limit:
+        raise TooManyRequestsError(
+            f"this tenant has {active} queued or running jobs, the limit "
+            f"(GSNN_EDGES_MAX_ACTIVE_JOBS) is {limit}: wait for some to finish or cancel "
+            "some, then submit again",
+            retry_after=int(ctx.settings.stale_after_s),
+        )
+
+
 def submit_job(
     ctx: ServiceContext,
     tenant: str,
@@ -99,6 +117,10 @@ def submit_job(
 
     The same ``idempotency_key`` with the same request returns the first job; with a
     different request it raises :class:`IdempotencyMismatchError`.
+
+    Raises:
+        TooManyRequestsError: the tenant already has ``max_active_jobs`` queued or
+            running jobs (a replay is still answered: it creates nothing).
     """
     digest = request_hash(graph_id, dataset_id, spec)
     if idempotency_key is not None:
@@ -106,6 +128,7 @@ def submit_job(
             existing = repo.find_job_by_idempotency_key(session, tenant, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
+    _check_quota(ctx, tenant)
     validate_job(ctx, tenant, graph_id, dataset_id, spec)
     job = Job(
         id=new_id("job"),

@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
         Counts of ``requeued``, ``failed`` and ``cancelled`` jobs and of ``resent``
         messages.
     """
-    now = now or utcnow()
-    cutoff = now - timedelta(seconds=ctx.settings.stale_after_s)
     counts = {"requeued": 0, "failed": 0, "cancelled": 0, "resent": 0}
     with ctx.db.session() as session:
+        now = now or repo.db_now(session)  # the database's clock, as the heartbeats
+        cutoff = now - timedelta(seconds=ctx.settings.stale_after_s)
         stale_jobs = repo.find_stale_jobs(session, cutoff)
     for stale in stale_jobs:
         with ctx.db.session() as session:

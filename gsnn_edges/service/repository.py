@@ -8,7 +8,7 @@ concurrent workers, reapers and API calls cannot overwrite each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select, update
@@ -20,6 +20,16 @@ from gsnn_edges.service.models import Dataset, Graph, Job, utcnow
 
 # a tenant-owned row type
 Owned = TypeVar("Owned", Graph, Dataset, Job)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's current time (UTC). Every process stamps and compares job times
+    (heartbeats, claims, messages, the reaper's cutoff) with this one clock, so a worker
+    or API host whose own clock is off cannot make a live job look stale. SQLite is a
+    file on this host, so its clock is this process's."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.clock_timestamp())).astimezone(timezone.utc)
+    return utcnow()
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -93,6 +103,7 @@ def add_job(session: Session, job: Job) -> Job:
     Raises:
         DuplicateIdempotencyKey: another job of the tenant already holds the key.
     """
+    job.created_at = db_now(session)  # the one clock: lost-message checks compare it
     session.add(job)
     try:
         session.commit()
@@ -132,7 +143,7 @@ def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:
 
 def request_cancel(session: Session, job_id: str) -> None:
     """Cancel a queued or unclaimed job now; flag a claimed running job for its worker."""
-    now = utcnow()
+    now = db_now(session)
     _update(
         session,
         job_id,
@@ -160,9 +171,17 @@ def fail_queued(session: Session, job_id: str, error: dict) -> bool:
         [Job.status == JobStatus.queued],
         status=JobStatus.failed,
         error=error,
-        finished_at=utcnow(),
+        finished_at=db_now(session),
         idempotency_key=None,
     )
+
+
+def count_active_jobs(session: Session, tenant: str) -> int:
+    """The tenant's queued and running jobs."""
+    active = Job.status.in_([JobStatus.queued, JobStatus.running])
+    n = session.scalar(select(func.count()).where(Job.tenant == tenant, active))
+    session.rollback()
+    return int(n or 0)
 
 
 def count_jobs_by_status(session: Session) -> dict[str, int]:
@@ -175,7 +194,7 @@ def count_jobs_by_status(session: Session) -> dict[str, int]:
 
 def claim_job(session: Session, job_id: str, token: str, device: str | None) -> bool:
     """Atomically take a queued (or released running) job; False if not claimable."""
-    now = utcnow()
+    now = db_now(session)
     claimable = (Job.status == JobStatus.queued) | (
         (Job.status == JobStatus.running) & Job.claim_token.is_(None)
     )
@@ -198,11 +217,11 @@ def _owned(token: str) -> list:
 
 def heartbeat(session: Session, job_id: str, token: str) -> bool:
     """Refresh the heartbeat; False when the claim was lost."""
-    return _update(session, job_id, _owned(token), heartbeat_at=utcnow())
+    return _update(session, job_id, _owned(token), heartbeat_at=db_now(session))
 
 
 def save_progress(session: Session, job_id: str, token: str, progress: dict) -> bool:
-    return _update(session, job_id, _owned(token), progress=progress, heartbeat_at=utcnow())
+    return _update(session, job_id, _owned(token), progress=progress, heartbeat_at=db_now(session))
 
 
 @dataclass(frozen=True)
@@ -237,7 +256,7 @@ def finish_job(
 
     A succeeded job publishes the result files of this attempt (``token``) in the same
     conditional update, so a fenced-out worker can neither finish nor publish."""
-    values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
+    values: dict[str, Any] = {"status": status, "error": error, "finished_at": db_now(session)}
     if status == JobStatus.succeeded:
         values["result_attempt"] = token
     if device is not None:
@@ -281,7 +300,7 @@ def release_stale(
 ) -> bool:
     """Drop a lost worker's claim so the job can be claimed again (status stays running),
     counting the message the caller sends next (at ``now``, the reaper pass's clock)."""
-    now = now or utcnow()
+    now = now or db_now(session)
     return _update(
         session,
         stale.id,
@@ -295,7 +314,7 @@ def release_stale(
 
 def mark_sent(session: Session, job_id: str) -> None:
     """Record that a queue message for the job was sent now."""
-    _update(session, job_id, [], sends=Job.sends + 1, sent_at=utcnow())
+    _update(session, job_id, [], sends=Job.sends + 1, sent_at=db_now(session))
 
 
 @dataclass(frozen=True)
@@ -308,6 +327,40 @@ class UnclaimedJob:
 def _unclaimed() -> list:
     running_released = (Job.status == JobStatus.running) & Job.claim_token.is_(None)
     return [(Job.status == JobStatus.queued) | running_released, Job.cancel_requested.is_(False)]
+
+
+def next_fair_job(session: Session) -> str | None:
+    """The claimable job a free worker should run next: of the tenants with claimable
+    jobs, the one with the fewest running jobs, then the least recently served (the
+    oldest latest start), and its oldest job. One tenant's backlog thus takes turns with
+    the others' instead of running first because it was queued first. None when nothing
+    is claimable."""
+    running = (
+        select(Job.tenant, func.count().label("n"))
+        .where(Job.status == JobStatus.running, Job.claim_token.is_not(None))
+        .group_by(Job.tenant)
+        .subquery()
+    )
+    served = (
+        select(Job.tenant, func.max(Job.started_at).label("last")).group_by(Job.tenant).subquery()
+    )
+    stmt = (
+        select(Job.id)
+        .outerjoin(running, running.c.tenant == Job.tenant)
+        .outerjoin(served, served.c.tenant == Job.tenant)
+        .where(*_unclaimed())
+        .order_by(
+            func.coalesce(running.c.n, 0),
+            served.c.last.is_not(None),  # never served first
+            served.c.last,
+            Job.created_at,
+            Job.id,
+        )
+        .limit(1)
+    )
+    job_id = session.scalar(stmt)
+    session.rollback()
+    return job_id
 
 
 def find_unclaimed_jobs(session: Session, cutoff: datetime) -> list[UnclaimedJob]:
@@ -330,7 +383,7 @@ def take_resend(session: Session, job: UnclaimedJob, now: datetime | None = None
         job.id,
         [*_unclaimed(), Job.sends == job.sends],
         sends=Job.sends + 1,
-        sent_at=now or utcnow(),
+        sent_at=now or db_now(session),
     )
 
 
@@ -344,6 +397,6 @@ def end_stale(
         _stale(stale, cutoff),
         status=status,
         error=error,
-        finished_at=utcnow(),
+        finished_at=db_now(session),
         claim_token=None,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from gsnn_edges.device import resolve_device
 from gsnn_edges.job_status import JobStatus
+from gsnn_edges.service import logs
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.graphs import graph_content
@@ -40,14 +41,43 @@ def _device_label(requested: str) -> str:
         return requested
 
 
+def run_next_job(ctx: ServiceContext, job_id: str, tries: int = 3) -> str:
+    """What a worker does with a queue message: a message is a turn, not a ticket. It
+    runs the job :func:`repository.next_fair_job` picks (the message's own job when
+    nothing else is claimable); messages and queued jobs stay one to one, so the
+    message's job runs on a later turn. A pick another worker claimed first is picked
+    again, up to ``tries`` times.
+
+    Returns:
+        :func:`run_job`'s outcome.
+    """
+    for _ in range(tries):
+        with ctx.db.session() as session:
+            pick = repo.next_fair_job(session)
+        if pick is None:
+            break
+        outcome = run_job(ctx, pick)
+        if outcome != "skipped":
+            return outcome
+    return run_job(ctx, job_id)
+
+
 def run_job(ctx: ServiceContext, job_id: str) -> str:
     """Run one job to a terminal status. Idempotent: a job it cannot claim is a no-op.
+    Every log line while it runs carries ``job_id`` and the job's ``tenant``.
 
     Returns:
         The outcome: ``succeeded``, ``failed``, ``cancelled``, ``skipped`` or ``lost``.
     """
+    with logs.bound(job_id=job_id, tenant=None):
+        return _run_job(ctx, job_id)
+
+
+def _run_job(ctx: ServiceContext, job_id: str) -> str:
     with ctx.db.session() as session:
         job = repo.load_job(session, job_id)
+    if job is not None:
+        logs.bind(tenant=job.tenant)
     if job is None or JobStatus(job.status).is_terminal:
         log.info("job %s: nothing to do (%s)", job_id, "missing" if job is None else job.status)
         return "skipped"
@@ -57,6 +87,7 @@ def run_job(ctx: ServiceContext, job_id: str) -> str:
         if not repo.claim_job(session, job_id, token, device):
             log.info("job %s: already claimed or cancelled", job_id)
             return "skipped"
+    log.info("job %s started", job_id, extra={"device": device})
     with Heartbeat(ctx, job_id, token):
         return _run_claimed(ctx, job, token)
 
@@ -78,6 +109,7 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
     with ctx.db.session() as session:
         if not repo.finish_job(session, job.id, token, status, error=error, device=device):
             return "lost"
+    log.info("job %s %s", job.id, status, extra={"status": str(status)})
     return status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,30 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Claims before a lost job is failed.")
     reaper_interval_s: float = Field(30.0, gt=0, description="Period of the stale-job reaper.")
     queue_name: str = Field("gsnn_edges", description="Celery queue of training jobs.")
+    max_active_jobs: int = Field(
+        50,
+        ge=1,
+        description="Queued plus running jobs one tenant may have; a submit over it is 429 "
+        "with Retry-After.",
+    )
+    rate_limit_per_s: float = Field(
+        500.0,
+        gt=0,
+        description="Requests per second one API key (or, without a valid key, one client "
+        "address) may make to one API process, sustained; over it is 429 with "
+        "Retry-After. Health, readiness and metrics are not limited.",
+    )
+    rate_limit_burst: int = Field(
+        1000, ge=1, description="Requests a key may make at once before the rate applies."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="Log lines as JSON objects (request_id, tenant and job_id on every "
+        "line) or as the same fields in text.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest level logged."
+    )
 
     @property
     def resolved_database_url(self) -> str:

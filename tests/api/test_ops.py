@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+from apihelpers import KEYS
 from patching import set_existing
 
 
@@ -45,3 +48,28 @@ def test_ops_openapi_describes_fields_and_problem_responses(client):
     post_jobs = doc["paths"]["/v1/jobs"]["post"]["responses"]
     assert "application/problem+json" in post_jobs["422"]["content"]
     assert schemas["TrainingSpec"]["properties"]["epochs"]["default"] == 30
+
+
+def test_ops_metrics_expose_no_tenant_and_no_resource_ids(auth_client, bench, frame):
+    """Two tenants' graphs, datasets and jobs show up only as counts: /metrics (scraped
+    without a key) names routes by template and jobs by status, never a tenant or an id."""
+    from apihelpers import bearer, job_body, upload
+
+    ids = []
+    for tenant in ("a", "b"):
+        gid = auth_client.post("/v1/graphs", json=bench.partial.to_json(), headers=bearer(tenant))
+        gid = gid.json()["id"]
+        did = upload(auth_client, gid, frame.to_csv(index=False).encode(), headers=bearer(tenant))
+        did = did.json()["id"]
+        job = auth_client.post("/v1/jobs", json=job_body(gid, did), headers=bearer(tenant))
+        auth_client.get(f"/v1/jobs/{job.json()['id']}", headers=bearer(tenant))
+        ids += [gid, did, job.json()["id"]]
+    resp = auth_client.get("/metrics")
+    assert resp.status_code == 200
+    text = resp.text
+    assert 'gsnn_edges_jobs{status="queued"} 2.0' in text
+    assert 'route="/v1/jobs/{job_id}"' in text
+    assert not [s for s in (*ids, *KEYS.values()) if s in text]
+    labels = re.findall(r'(\w+)="([^"]*)"', text)
+    assert {name for name, _ in labels} <= {"method", "route", "status", "le"}
+    assert not {value for _, value in labels} & set(KEYS)  # no tenant name as a value

@@ -37,6 +37,23 @@ def _assert_metrics_fully_typed(client, job_id):
     assert served == stored
 
 
+def test_results_metrics_of_older_jobs_stay_readable():
+    """Blocks written by earlier versions (no scorer_seconds, no n_scored, no rank
+    metrics) validate instead of turning GET .../metrics into a 500."""
+    from api.schemas.results import MetricsOut
+
+    old = {
+        "best_epoch": 3,
+        "timing": {"train_seconds": 1.0, "aux_step_seconds": 0.2, "seconds_per_epoch": 0.1},
+        "scorers": {"magnitude": {"validation": {"auc": 0.8}}},
+        "score_test": {"rows": 10},
+        "test": {"loss": 0.5},
+    }
+    out = MetricsOut.model_validate(old)
+    assert out.timing.scorer_seconds is None and out.scorers["magnitude"].n_scored is None
+    assert out.model_dump(mode="json", exclude_unset=True) == old
+
+
 def test_results_edges_filters_and_csv(client, done, bench):
     page = client.get(f"/v1/jobs/{done}/edges", params={"limit": 5}).json()
     scores = [i["score"] for i in page["items"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -53,6 +54,18 @@ def test_serve_trains_job_end_to_end(served, bench, frame):
     assert job["status"] == "succeeded", job["error"]
     edges = client.get(f"/v1/jobs/{job['id']}/edges", params={"limit": 3}).json()
     assert edges["total"] > 0 and len(edges["items"]) == 3
+    # the API's and the worker's logs are JSON lines tagged with what they belong to
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(
+        line.get("logger") == "gsnn_edges.access"
+        and line["route"] == "/v1/jobs/{job_id}"
+        and len(line["request_id"]) == 32
+        and line["tenant"] == "local"
+        for line in lines
+    )
+    ran = [line for line in lines if line.get("job_id") == job["id"]]
+    assert {line["message"] for line in ran} >= {f"job {job['id']} succeeded"}
+    assert all(line["tenant"] == "local" for line in ran)
 
 
 def _children(pid: int) -> list[int]:

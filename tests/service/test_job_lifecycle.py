@@ -170,3 +170,60 @@ def test_jobs_fenced_out_worker_cannot_publish_or_overwrite(ctx, job_inputs) -> 
     assert get_job(ctx, "t1", job.id).result_attempt == "b"
     assert ctx.store.read_bytes(result_key(ctx, "t1", job.id, "weights")) == published
     assert float(load_weights(ctx, "t1", job.id)[1][0, 0]) == 2.0
+
+
+def test_jobs_one_clock_a_skewed_worker_clock_cannot_reap_a_live_job(
+    tmp_path, pg_url, bench, frame, monkeypatch
+) -> None:
+    """Heartbeats and the reaper's cutoff both read PostgreSQL's clock: a worker whose own
+    clock runs an hour late keeps its job alive, and a reaper whose clock runs an hour
+    early does not reap it."""
+    from gsnn_edges.service.context import ServiceContext
+    from gsnn_edges.service.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "d", database_url=pg_url, api_keys="", stale_after_s=5)
+    queue: list[str] = []
+    ctx = ServiceContext.from_settings(settings, enqueue=queue.append)
+    try:
+        graph = create_graph(ctx, "t1", "g", bench.partial.to_json())
+        dataset = create_dataset(ctx, "t1", graph.id, frame.to_csv(index=False).encode(), "d.csv")
+        job = submit_job(ctx, "t1", graph.id, dataset.id, SPEC).job
+        hour = timedelta(hours=1)
+        monkeypatch.setattr(repo, "utcnow", lambda: utcnow() - hour)  # the worker's clock
+        assert _claim(ctx, job.id, "a")
+        with ctx.db.session() as s:
+            assert repo.heartbeat(s, job.id, "a")
+        monkeypatch.setattr(repo, "utcnow", lambda: utcnow() + hour)  # the reaper's clock
+        assert reap_stale_jobs(ctx)["requeued"] == 0
+        assert get_job(ctx, "t1", job.id).status == "running"
+        monkeypatch.undo()
+        # the heartbeat is the database's time: stale once the database's clock moves on
+        with ctx.db.session() as s:
+            later = repo.db_now(s) + timedelta(seconds=6)
+        assert reap_stale_jobs(ctx, now=later)["requeued"] == 1
+    finally:
+        ctx.db.dispose()
+
+
+def test_jobs_fair_turns_a_backlog_does_not_starve_another_tenant(ctx, queue, bench, frame):
+    """Tenant A queues 4 jobs, then B one: queue messages are turns, so B's job runs on
+    the second turn, not the fifth, and every message still runs one job."""
+    from gsnn_edges.service.runner import run_next_job
+
+    tiny = {"model": {"channels": 2, "layers": 2}, "training": {"epochs": 1}}
+    jobs = {}
+    for tenant, count in (("A", 4), ("B", 1)):
+        graph = create_graph(ctx, tenant, "g", bench.partial.to_json())
+        data = create_dataset(ctx, tenant, graph.id, frame.to_csv(index=False).encode(), "d.csv")
+        jobs[tenant] = [
+            submit_job(ctx, tenant, graph.id, data.id, tiny).job.id for _ in range(count)
+        ]
+    assert queue == [*jobs["A"], *jobs["B"]]
+    order = []
+    for message in list(queue):  # one worker taking the messages in queue order
+        assert run_next_job(ctx, message) == "succeeded"
+        done = {j.id: j.started_at for t in jobs for j in [get_job(ctx, t, i) for i in jobs[t]]}
+        order = sorted((at, job_id) for job_id, at in done.items() if at is not None)
+    ran = [job_id for _, job_id in order]
+    assert ran == [jobs["A"][0], jobs["B"][0], *jobs["A"][1:]]
+    assert run_next_job(ctx, jobs["A"][0]) == "skipped"  # a re-sent message: nothing left
