@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.errors import install_error_handlers
+from api.errors import document_shared_problems, install_error_handlers
 from api.limits import AuthBeforeBody, BodySizeLimit, LoopbackOnly, RateLimit
 from api.observability import Metrics, ObserveRequests
-from api.routes import datasets, graphs, jobs, ops, results
+from api.routes import datasets, graphs, jobs, ops, plots, results
+from api.ui import router as ui
 from gsnn_edges.service.context import Enqueue, ServiceContext
 from gsnn_edges.service.reaper import ReaperThread
 from gsnn_edges.service.settings import Settings, get_settings
@@ -62,7 +63,9 @@ def create_app(
     app.state.tenant_keys = settings.tenant_keys
     app.state.metrics = Metrics(ctx)
     install_error_handlers(app)
-    for module in (graphs, datasets, jobs, results, ops):
+    generate_openapi = app.openapi  # FastAPI's, cached after its first call
+    app.openapi = lambda: document_shared_problems(generate_openapi())
+    for module in (graphs, datasets, jobs, results, plots, ops, ui):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AuthBeforeBody, keys=settings.tenant_keys)  # runs before the limit

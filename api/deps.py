@@ -47,13 +47,19 @@ def get_tenant(
     return tenant_for(request.headers.get("authorization"), request.app.state.tenant_keys)
 
 
+# past any real table, within every database's OFFSET (a larger one was a 500 on SQLite)
+MAX_OFFSET = 2**31 - 1
+
+
 class Paging:
     """``limit`` (1..1000, default 100) and ``offset`` query parameters."""
 
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=1000, description="Page size (max 1000).")] = 100,
-        offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+        offset: Annotated[
+            int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (at most 2^31 - 1).")
+        ] = 0,
     ) -> None:
         self.limit = limit
         self.offset = offset

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from http import HTTPStatus
 
 from fastapi import FastAPI, HTTPException, Request
@@ -76,6 +78,41 @@ def problem_responses(*codes: int) -> dict[int | str, dict]:
     }
 
 
+# Problems the app-wide layers answer whatever a route declares: request parsing (400
+# malformed JSON or multipart) and api.limits.BodySizeLimit (413) wherever there is a body;
+# api.limits.AuthBeforeBody and RateLimit (401, 429) and the database (503) wherever a key is
+# required (every /v1 operation).
+_BODY_PROBLEMS = (400, 413)
+_KEYED_PROBLEMS = (401, 429, 503)
+
+
+def document_shared_problems(openapi: dict) -> dict:
+    """Complete ``openapi`` (in place; idempotent) with the problems every operation can get.
+
+    Adds the shared problems above to each operation they apply to, and documents every
+    422 as the problem our handler sends: FastAPI documents its own ``HTTPValidationError``
+    body for a route that declares no 422, a shape this API never answers.
+    """
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path_item in openapi.get("paths", {}).values():
+        for op in path_item.values():
+            responses = op["responses"]
+            codes = [422] if "422" in responses else []
+            codes += _BODY_PROBLEMS if "requestBody" in op else ()
+            codes += _KEYED_PROBLEMS if op.get("security") else ()
+            for code in codes:
+                if PROBLEM_JSON not in responses.get(str(code), {}).get("content", {}):
+                    responses[str(code)] = {
+                        "description": _DESCRIPTIONS[code],
+                        "content": {PROBLEM_JSON: {"schema": problem}},
+                    }
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for fastapi_own in ("HTTPValidationError", "ValidationError"):  # referrer first
+        if f'"#/components/schemas/{fastapi_own}"' not in json.dumps(openapi):
+            schemas.pop(fastapi_own, None)
+    return openapi
+
+
 class BodyTooLarge(HTTPException):
     """A request body over the size limit.
 
@@ -128,10 +165,31 @@ async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, f"invalid request: {summary}", "validation-error", items)
 
 
-async def _http_handler(_: Request, exc: Exception) -> JSONResponse:
+_HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Methods the OpenAPI document lists for the path templates ``path`` matches.
+
+    Starlette's own 405 names only the methods of the first route whose path matched, so
+    ``OPTIONS /v1/graphs`` would be told ``Allow: POST`` although GET is served too.
+    """
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in operations if m.upper() in _HTTP_METHODS)
+    return sorted(methods)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLarge):
         return exc.response()
+    if exc.status_code == 405:
+        allow = ", ".join(allowed_methods(request.app, request.url.path))
+        detail = f"{request.method} is not allowed on {request.url.path}; allowed: {allow}"
+        return problem_response(405, detail, "method-not-allowed", None, {"Allow": allow})
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     return problem_response(exc.status_code, detail, None, None, exc.headers)
 

@@ -40,8 +40,8 @@ def loopback_host_header(value: str) -> bool:
     return is_loopback(host)
 
 
-# probes an orchestrator or Prometheus polls: never rate limited
-_UNLIMITED = {"/healthz", "/readyz", "/metrics"}
+# probes an orchestrator or Prometheus polls: public (no key) and never rate limited
+_PROBES = {"/healthz", "/readyz", "/metrics"}
 
 
 class TokenBuckets:
@@ -89,7 +89,7 @@ class RateLimit:
         self.buckets = TokenBuckets(rate, burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _UNLIMITED:
+        if scope["type"] != "http" or scope["path"] in _PROBES:
             await self.app(scope, receive, send)
             return
         raw = dict(scope.get("headers") or []).get(b"authorization")
@@ -149,7 +149,12 @@ class AuthBeforeBody:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["method"] in _NO_BODY:
+        if (
+            scope["type"] != "http"
+            or not self.keys
+            or scope["method"] in _NO_BODY
+            or scope["path"] in _PROBES  # public: routing answers 405 to POST /healthz
+        ):
             await self.app(scope, receive, send)
             return
         raw = dict(scope.get("headers") or []).get(b"authorization")

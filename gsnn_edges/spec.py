@@ -105,6 +105,16 @@ class ValidationSpec(_Block):
     """How the best checkpoint is chosen: at most one of ``edges`` and
     ``holdout_fraction``; neither keeps the last epoch."""
 
+    # the "not both" rule in the published JSON schema too, not only in the validator
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["edges", "holdout_fraction"],
+                "properties": {"edges": {"type": "array"}, "holdout_fraction": {"type": "number"}},
+            }
+        }
+    )
+
     edges: list[tuple[str, str]] | None = Field(
         None, description="Known true function -> function edges absent from the graph."
     )

@@ -108,39 +108,55 @@ def _unprivileged() -> dict:
     raise BackendUnavailable("running as root and no 'postgres' or 'nobody' user for initdb")
 
 
+def _end(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
+    """Stop a server we started: ``sig``, then SIGKILL if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 class DisposableRedis:
-    """``redis-server`` on a free port, keeping nothing on disk."""
+    """``redis-server`` on a free port, keeping nothing on disk. ``halt()`` and
+    ``start()`` take it down and bring it back on the same port (empty, as a restarted
+    Redis without persistence is)."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="gsnn-redis-"))
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
-        log = self.dir / "redis.log"
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
-        args += ["no", "--dir", str(self.dir), "--logfile", str(log)]
-        self.proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
+        self.log = self.dir / "redis.log"
+        self.proc: subprocess.Popen | None = None
         try:
-            _wait(
-                lambda: redis_answers(self.url), f"redis-server on port {self.port}", log, self.proc
-            )
+            self.start()
         except BaseException:
             self.stop()
             raise
 
+    def start(self) -> None:
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        args += ["no", "--dir", str(self.dir), "--logfile", str(self.log)]
+        self.proc = subprocess.Popen(["redis-server", *args], stdout=subprocess.DEVNULL)
+        what = f"redis-server on port {self.port}"
+        _wait(lambda: redis_answers(self.url), what, self.log, self.proc)
+
+    def halt(self) -> None:
+        _end(self.proc)
+
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class DisposablePostgres:
     """A cluster made by ``initdb`` (trust auth, user ``postgres``, C locale), its
     ``postgres`` server a child of this process like Redis (``pg_ctl`` would detach it
-    into a session of its own that outlives a killed test run)."""
+    into a session of its own that outlives a killed test run). ``halt()`` and
+    ``start()`` take the server down and bring it back with its data, on the same port."""
 
     def __init__(self, bindir: Path) -> None:
         self.bindir, self.port = bindir, free_port()
@@ -155,17 +171,19 @@ class DisposablePostgres:
             # --no-locale: the caller's LANG may name a locale this machine lacks
             self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-locale")  # fmt: skip
-            settings = ["listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"]
-            settings += ["synchronous_commit=off"]
-            argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
-            argv += ["-k", str(self.dir), *(a for s in settings for a in ("-c", s))]
-            with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=self.dir, **self._as)
-            what = f"PostgreSQL on port {self.port}"
-            _wait(lambda: pg_answers(self.url), what, self.log, self.proc)
+            self.start()
         except BaseException:
             self.stop()
             raise
+
+    def start(self) -> None:
+        settings = ["listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"]
+        settings += ["synchronous_commit=off"]
+        argv = [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        argv += ["-k", str(self.dir), *(a for s in settings for a in ("-c", s))]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=self.dir, **self._as)
+        _wait(lambda: pg_answers(self.url), f"PostgreSQL on port {self.port}", self.log, self.proc)
 
     def _run(self, tool: str, *args: object) -> None:
         argv = [str(self.bindir / tool), *map(str, args)]
@@ -174,14 +192,11 @@ class DisposablePostgres:
             why = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             raise BackendUnavailable(f"{tool} failed ({done.returncode}): {why[0]}")
 
+    def halt(self) -> None:
+        _end(self.proc, signal.SIGINT)  # postgres' fast shutdown: clients cut, data kept
+
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # postgres' immediate shutdown
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        _end(self.proc, signal.SIGQUIT)  # immediate: the data goes anyway
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

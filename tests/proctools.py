@@ -101,14 +101,14 @@ class ServiceProcess:
     def tail(self, n: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-n:]
 
-    def wait_ready(self, base_url: str, timeout: float = 60.0) -> None:
-        """Poll ``/readyz`` until it answers 200; fail with the log if the process dies."""
+    def wait_ready(self, base_url: str, timeout: float = 60.0, path: str = "/readyz") -> None:
+        """Poll ``path`` until it answers 200; fail with the log if the process dies."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"exited with {self.proc.returncode}:\n{self.tail()}")
             try:
-                if httpx.get(f"{base_url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{base_url}{path}", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

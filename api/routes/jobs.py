@@ -86,5 +86,7 @@ def list_jobs(
 def cancel_job(job_id: str, ctx: Ctx, tenant: Tenant, response: Response) -> JobOut:
     """A queued job never starts; a running one stops at its next epoch boundary.
     Cancelling a succeeded or failed job is 409."""
-    response.headers["Location"] = f"/v1/jobs/{job_id}"
-    return JobOut.model_validate(svc.cancel_job(ctx, tenant, job_id))
+    job = svc.cancel_job(ctx, tenant, job_id)
+    # from the stored job, not the path: an unknown id (any text) is a 404, never a header
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobOut.model_validate(job)

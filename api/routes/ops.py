@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="Process is alive")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # async: answered on the event loop, not queued behind the thread pool's heavy
+    # requests (CSV exports, uploads), so liveness stays fast under load
     return {"status": "ok"}
 
 

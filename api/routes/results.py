@@ -34,10 +34,19 @@ def get_edges(
     paging: PagingDep,
     src: Annotated[str | None, Query(description="Only pairs from this node.")] = None,
     dst: Annotated[str | None, Query(description="Only pairs into this node.")] = None,
-    min_score: Annotated[float | None, Query(description="Only score >= this.")] = None,
-    max_q_value: Annotated[float | None, Query(description="Only q_value <= this.")] = None,
+    # NaN or infinite bounds are 422: a NaN bound would match nothing, silently
+    min_score: Annotated[
+        float | None, Query(allow_inf_nan=False, description="Only score >= this.")
+    ] = None,
+    max_q_value: Annotated[
+        float | None, Query(allow_inf_nan=False, description="Only q_value <= this.")
+    ] = None,
     max_confirm_q_value: Annotated[
-        float | None, Query(description="Only confirmed pairs with confirm_q_value <= this.")
+        float | None,
+        Query(
+            allow_inf_nan=False,
+            description="Only confirmed pairs with confirm_q_value <= this.",
+        ),
     ] = None,
     candidates_only: Annotated[
         bool, Query(description="Drop pairs that are already edges of the graph.")
@@ -48,19 +57,15 @@ def get_edges(
 ) -> Response:
     """Pairs sorted by score descending."""
     query = svc.EdgeQuery(src, dst, min_score, max_q_value, max_confirm_q_value, candidates_only)
-    frame = svc.query_edges(ctx, tenant, job_id, query)
     if format == "csv":
+        chunks = svc.edges_csv(ctx, tenant, job_id, query)
         headers = {"Content-Disposition": f'attachment; filename="{job_id}-edges.csv"'}
-        return StreamingResponse(
-            svc.edges_csv_chunks(frame), media_type="text/csv", headers=headers
-        )
-    page = frame.iloc[paging.offset : paging.offset + paging.limit]
+        return StreamingResponse(chunks, media_type="text/csv", headers=headers)
+    total, items = svc.edge_page(ctx, tenant, job_id, query, paging.offset, paging.limit)
     # Through the response model: pydantic writes floats in shortest round-trip form (a
     # served q-value sent back as max_q_value selects its own row; pandas' to_json stops at
     # 15 digits) and NaN as null.
-    body = EdgePage(
-        total=len(frame), limit=paging.limit, offset=paging.offset, items=page.to_dict("records")
-    )
+    body = EdgePage(total=total, limit=paging.limit, offset=paging.offset, items=items)
     return Response(content=body.model_dump_json(), media_type="application/json")
 
 

@@ -10,17 +10,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
+from gsnn_edges.service.edge_store import ROW_GROUP_ROWS, write_edge_tables
 from gsnn_edges.service.jsonsafe import to_jsonable
 
 JOB_FILES = {
     "weights": "W.npy",
     "nodes": "nodes.json",
     "edges": "edges.parquet",
+    # the same rows sorted by source / destination name (edge_store.SORT_ORDERS); jobs
+    # stored before they existed have edges.parquet only
+    "edges_by_src": "edges.by_src.parquet",
+    "edges_by_dst": "edges.by_dst.parquet",
     "metrics": "metrics.json",
     "model": "model.pt",
     "regressor": "regressor.pt",
@@ -43,21 +48,28 @@ class ArtifactStore:
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
 
-    def write_bytes(self, rel: str, data: bytes) -> Path:
-        """Write ``data`` to ``rel`` atomically: readers see the old file or the new one."""
+    @contextmanager
+    def open_for_write(self, rel: str) -> Iterator[BinaryIO]:
+        """A file to write ``rel`` into, published atomically when the block ends without
+        an error (tmp + fsync + os.replace): readers see the old file or the new one."""
         target = self.path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return target
+
+    def write_bytes(self, rel: str, data: bytes) -> Path:
+        """Write ``data`` to ``rel`` atomically (:meth:`open_for_write`)."""
+        with self.open_for_write(rel) as fh:
+            fh.write(data)
+        return self.path(rel)
 
     def read_bytes(self, rel: str) -> bytes:
         return self.path(rel).read_bytes()
@@ -100,6 +112,18 @@ class ArtifactStore:
 
     def read_parquet(self, rel: str, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_parquet(self.path(rel), columns=columns)
+
+    def write_edges(
+        self,
+        job_id: str,
+        frame: pd.DataFrame,
+        attempt: str | None = None,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
+        """A job's edge table (``inference.edge_table``, score descending) in each stored
+        sort order, laid out for paging (:mod:`~gsnn_edges.service.edge_store`)."""
+        opener = lambda what: self.open_for_write(self.job_key(job_id, what, attempt))
+        write_edge_tables(frame, opener, row_group_rows)
 
     def write_npy(self, rel: str, array: np.ndarray) -> Path:
         buf = io.BytesIO()

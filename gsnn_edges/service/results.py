@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, UNCONFIRMED
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.edge_store import CANDIDATES, EdgeTableFile, Filter
 from gsnn_edges.service.errors import InvalidInputError, ResultNotReadyError
 from gsnn_edges.service.jobs import get_job
 from gsnn_edges.service.models import Job
@@ -58,29 +61,90 @@ def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
     return job
 
 
-def query_edges(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> pd.DataFrame:
-    """Filtered edge table (columns :data:`EDGE_COLUMNS`), sorted by score descending.
+# served column -> its name in the stored table (the library's edge_table names)
+STORED_NAMES = {"src": "src_func", "dst": "dst_func"}
+SERVED_NAMES = {v: k for k, v in STORED_NAMES.items()}
+STORED_COLUMNS = tuple(STORED_NAMES.get(c, c) for c in EDGE_COLUMNS)
 
-    The stored table comes from ``inference.edge_table`` (already sorted, with p/q-values)
-    and a boolean mask keeps row order, so nothing is re-sorted; callers slice by position.
+
+def _filters(q: EdgeQuery) -> list[Filter]:
+    """``q`` as stored-table filters (:mod:`~gsnn_edges.service.edge_store`)."""
+    given = [
+        ("src_func", "==", q.src),
+        ("dst_func", "==", q.dst),
+        ("score", ">=", q.min_score),
+        ("q_value", "<=", q.max_q_value),
+        ("confirm_q_value", "<=", q.max_confirm_q_value),
+    ]
+    filters = [f for f in given if f[2] is not None]
+    return [*filters, CANDIDATES] if q.candidates_only else filters
+
+
+def _edge_file(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> EdgeTableFile:
+    """The stored sort order that answers ``q`` with the least reading: by source or by
+    destination when ``q`` names one, else by score (also for jobs stored before the
+    other orders existed)."""
+    what = "edges_by_src" if q.src is not None else "edges_by_dst" if q.dst is not None else "edges"
+    main, ordered = result_keys(ctx, tenant, job_id, "edges", what)
+    path = ctx.store.path(ordered)
+    return EdgeTableFile(path if path.exists() else ctx.store.path(main))
+
+
+def edge_page(
+    ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery, offset: int, limit: int
+) -> tuple[int, list[dict]]:
+    """``(total, items)``: the number of pairs matching ``q`` and matches ``offset`` to
+    ``offset + limit`` as dicts of :data:`EDGE_COLUMNS` (null as None), score descending,
+    in the stored table's order (``inference.edge_table``'s: NaN scores last, ties as
+    stored).
+
+    Reads only the row groups the page and the count need (``edge_store``), not the table.
     """
-    frame = ctx.store.read_parquet(result_key(ctx, tenant, job_id, "edges"))
-    frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
+    source = _edge_file(ctx, tenant, job_id, q)
+    total, rows = source.page(_filters(q), offset, limit, list(STORED_COLUMNS))
+    return total, served_items(rows)
+
+
+def edges_csv(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> Iterator[bytes]:
+    """CSV of every pair matching ``q`` (header first), streamed batch by batch; node
+    names neutralised against formula injection (:func:`neutralise_formulas`).
+
+    The job is looked up now (NotFoundError, ResultNotReadyError raise here, before a
+    response starts); the rows are read as the iterator is consumed.
+    """
+    source = _edge_file(ctx, tenant, job_id, q)
+    return _csv_chunks(source.scan(_filters(q), list(STORED_COLUMNS)))
+
+
+def _csv_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
+    yield (",".join(EDGE_COLUMNS) + "\n").encode()
+    for batch in batches:
+        frame = served_columns(batch)
+        frame = frame.assign(
+            src=neutralise_formulas(frame["src"]), dst=neutralise_formulas(frame["dst"])
+        )
+        yield frame.to_csv(index=False, header=False).encode()
+
+
+def served_items(rows: pa.Table) -> list[dict]:
+    """Stored rows as JSON items: :data:`EDGE_COLUMNS` keys, the confirmation's
+    :data:`UNCONFIRMED` values where a table stored before it lacks them (no pandas: a
+    page is a few rows)."""
+    missing = {k: v for k, v in UNCONFIRMED.items() if k not in rows.column_names}
+    names = [SERVED_NAMES.get(c, c) for c in rows.column_names]
+    return [{**item, **missing} for item in rows.rename_columns(names).to_pylist()]
+
+
+def served_columns(rows: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """Stored rows as a frame of :data:`EDGE_COLUMNS` (the CSV export's), defaults as in
+    :func:`served_items`; names as text, not categories (a batch is a slice of the table)."""
+    columns = [
+        pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in rows.columns
+    ]
+    frame = pa.table(columns, names=[SERVED_NAMES.get(c, c) for c in rows.column_names])
+    frame = frame.to_pandas()
     frame = frame.assign(**{k: v for k, v in UNCONFIRMED.items() if k not in frame.columns})
-    keep = np.ones(len(frame), dtype=bool)
-    if q.src is not None:
-        keep &= (frame["src"] == q.src).to_numpy()
-    if q.dst is not None:
-        keep &= (frame["dst"] == q.dst).to_numpy()
-    if q.min_score is not None:
-        keep &= (frame["score"] >= q.min_score).to_numpy()
-    if q.max_q_value is not None:
-        keep &= (frame["q_value"] <= q.max_q_value).to_numpy()
-    if q.max_confirm_q_value is not None:
-        keep &= (frame["confirm_q_value"] <= q.max_confirm_q_value).to_numpy()
-    if q.candidates_only:
-        keep &= ~frame["has_edge"].to_numpy(bool)
-    return frame.loc[keep, list(EDGE_COLUMNS)]
+    return frame[list(EDGE_COLUMNS)]
 
 
 def neutralise_formulas(names: pd.Series) -> pd.Series:
@@ -91,18 +155,6 @@ def neutralise_formulas(names: pd.Series) -> pd.Series:
     text = cat.cat.categories.astype(str)
     safe = np.where(text.str.contains(f"^[{CSV_QUOTED_START}]"), "'" + text, text)
     return pd.Series(safe[cat.cat.codes.to_numpy()], index=names.index, dtype=object)
-
-
-def edges_csv_chunks(frame: pd.DataFrame, chunk_rows: int = 50_000) -> Iterator[bytes]:
-    """CSV of ``frame`` in chunks (header first) for a streamed response, node names
-    neutralised against formula injection (:func:`neutralise_formulas`)."""
-    frame = frame.assign(
-        src=neutralise_formulas(frame["src"]), dst=neutralise_formulas(frame["dst"])
-    )
-    yield (",".join(frame.columns) + "\n").encode()
-    for start in range(0, len(frame), chunk_rows):
-        part = frame.iloc[start : start + chunk_rows]
-        yield part.to_csv(index=False, header=False).encode()
 
 
 def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[str], np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import resource
 import secrets
 from typing import Any
 
@@ -89,14 +90,16 @@ def _run_job(ctx: ServiceContext, job_id: str) -> str:
             return "skipped"
     log.info("job %s started", job_id, extra={"device": device})
     with Heartbeat(ctx, job_id, token):
-        return _run_claimed(ctx, job, token)
+        return _run_claimed(ctx, job, token, device)
 
 
-def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
+def _run_claimed(ctx: ServiceContext, job: Job, token: str, device_label: str) -> str:
     from gsnn_edges.train import TrainingCancelled
 
+    limit = MemoryLimit(ctx.settings.worker_memory_mb, device_label)
     try:
-        device = _train_and_store(ctx, job, token)
+        with limit:
+            device = _train_and_store(ctx, job, token)
         status, error = JobStatus.succeeded, None
     except ClaimLost:
         log.warning("job %s: claim lost, stopping without writing", job.id)
@@ -105,7 +108,7 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
         status, error, device = JobStatus.cancelled, None, None
     except Exception as exc:  # every failure is recorded for the user
         log.exception("job %s failed", job.id)
-        status, error, device = JobStatus.failed, _error_payload(ctx, exc), None
+        status, error, device = JobStatus.failed, _error_payload(ctx, exc, limit.exhausted), None
     with ctx.db.session() as session:
         if not repo.finish_job(session, job.id, token, status, error=error, device=device):
             return "lost"
@@ -113,8 +116,75 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str) -> str:
     return status
 
 
-def _error_payload(ctx: ServiceContext, exc: BaseException) -> dict[str, str]:
+def _data_segment_bytes() -> int:
+    """This process's data segment (``VmData``: what ``RLIMIT_DATA`` limits); 0 where
+    ``/proc`` does not say."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class MemoryLimit:
+    """While a CPU job trains, caps this process's data segment (``RLIMIT_DATA``: the
+    heap, thread stacks and anonymous mappings, where torch, numpy and Arrow allocate)
+    at ``megabytes`` (``GSNN_EDGES_WORKER_MEMORY_MB``). An allocation past it raises in
+    the job, which then fails once with "out of memory", where the kernel's OOM killer
+    would end the process and the job would be re-run up to ``max_attempts`` times.
+
+    Libraries report a refused allocation in their own words (``MemoryError``, torch's
+    "can't allocate memory", Arrow's "failed to launch worker thread"), so ``exhausted``
+    also records whether the segment was within ``SLACK`` of the cap when the job
+    raised. Not for CUDA jobs: the driver's own mappings count against this limit (a GPU
+    out of memory raises in the job anyway)."""
+
+    SLACK = 64 * 2**20
+
+    def __init__(self, megabytes: float, device: str) -> None:
+        self.cap = int(megabytes * 2**20) if device.startswith("cpu") else None
+        self.exhausted = False
+        self._saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> MemoryLimit:
+        if self.cap is not None:
+            soft, hard = self._saved = resource.getrlimit(resource.RLIMIT_DATA)
+            for limit in (soft, hard):
+                if limit != resource.RLIM_INFINITY:
+                    self.cap = min(self.cap, limit)
+            resource.setrlimit(resource.RLIMIT_DATA, (self.cap, hard))
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if self._saved is not None:
+            if exc is not None:
+                self.exhausted = _data_segment_bytes() > self.cap - self.SLACK
+            resource.setrlimit(resource.RLIMIT_DATA, self._saved)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+    )
+
+
+def _error_payload(
+    ctx: ServiceContext, exc: BaseException, memory_exhausted: bool = False
+) -> dict[str, str]:
     kind = type(exc).__name__
+    if memory_exhausted or _is_out_of_memory(exc):
+        mb = ctx.settings.worker_memory_mb
+        return {
+            "type": "OutOfMemory",
+            "message": f"out of memory: the job needed more than the worker's {mb:g} MiB "
+            "(GSNN_EDGES_WORKER_MEMORY_MB); use fewer function nodes, channels x layers or "
+            f"a smaller batch, or a worker with more memory ({kind}: {exc})",
+        }
     if kind == "SoftTimeLimitExceeded":
         limit = ctx.settings.job_time_limit_s
         return {"type": "TimeLimitExceeded", "message": f"the job ran longer than {limit} s"}
@@ -172,8 +242,10 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | 
     key = lambda job, what: store.job_key(job, what, attempt)
     store.write_npy(key(job_id, "weights"), np.asarray(result.weights, dtype=np.float32))
     store.write_json(key(job_id, "nodes"), list(result.node_names))
-    # write_parquet drops the index; train_joint's metrics carry best_epoch, history, device
-    store.write_parquet(key(job_id, "edges"), result.edges)
+    # the edge table in three sort orders with row-group statistics, so pages and node
+    # filters read a few row groups (service.edge_store); the metrics carry best_epoch,
+    # history, device
+    store.write_edges(job_id, result.edges, attempt)
     store.write_json(key(job_id, "metrics"), result.metrics)
     for what, state in (("model", result.model_state), ("regressor", result.regressor_state)):
         buf = io.BytesIO()

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
         16384.0,
         gt=0,
         description="Memory one job may take on a worker (MiB); a job whose estimated peak "
-        "(gsnn_edges.train_validation.estimate_job_bytes) is larger is refused at submit.",
+        "(gsnn_edges.train_validation.estimate_job_bytes) is larger is refused at submit, "
+        "and a CPU job that still allocates past it fails once with 'out of memory' "
+        "(RLIMIT_DATA) instead of being killed and re-run.",
     )
     job_time_limit_s: int = Field(24 * 3600, gt=0, description="Hard limit for one job.")
     heartbeat_interval_s: float = Field(10.0, gt=0, description="Worker heartbeat period.")

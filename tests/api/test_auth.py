@@ -57,6 +57,16 @@ def test_auth_unauthenticated_upload_is_refused_before_its_body_is_read(auth_cli
     assert ok.status_code in (400, 422) and len(pulled) == 20  # a valid key gets its body read
 
 
+def test_auth_probes_answer_other_methods_405_not_401(auth_client):
+    """Found by fuzzing: ``POST /healthz`` without a key was 401 (the body guard ran
+    before routing), though the probes are public and no key would make it work."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        resp = auth_client.post(path)
+        assert_problem(resp, 405, "allowed: GET")
+        assert resp.headers["allow"] == "GET"
+    assert_problem(auth_client.post("/v1/graphs", json={}), 401, "missing API key")
+
+
 def test_unauthenticated_mode_serves_loopback_callers_only(tmp_path):
     """Without API keys, however the app is launched: a remote caller is 403, and so is a
     loopback caller whose Host is not a loopback name (a DNS-rebinding page)."""

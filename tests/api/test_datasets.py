@@ -43,6 +43,16 @@ def test_datasets_upload_created_with_location(client, graph_id, frame) -> None:
     assert client.get(body and resp.headers["location"]).json()["id"] == body["id"]
 
 
+def test_datasets_malformed_multipart_is_a_documented_400(client) -> None:
+    """Found by fuzzing: a body that is not multipart/form-data was a 400 the OpenAPI
+    document did not list."""
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    resp = client.post("/v1/datasets", content=b"--b\r\nnot a part\r\n--b--\r\n", headers=headers)
+    assert_problem(resp, 400, "multipart")
+    documented = client.get("/openapi.json").json()["paths"]["/v1/datasets"]["post"]
+    assert "application/problem+json" in documented["responses"]["400"]["content"]
+
+
 def test_datasets_unknown_graph_is_422(client, frame) -> None:
     resp = upload(client, "gr_nope", frame.to_csv(index=False).encode())
     body = assert_problem(resp, 422, "graph 'gr_nope' not found")

@@ -67,3 +67,18 @@ def test_graphs_pagination_limits(client) -> None:
     page = client.get("/v1/graphs", params={"limit": 2, "offset": 1}).json()
     assert page["total"] == 3 and len(page["items"]) == 2 and page["limit"] == 2
     assert_problem(client.get("/v1/graphs", params={"limit": 1001}), 422, "limit")
+
+
+def test_graphs_offset_past_the_database_integer_range_is_422(client) -> None:
+    """Found by fuzzing: ``offset=2**63`` overflowed SQLite's INTEGER (a 500)."""
+    assert_problem(client.get("/v1/graphs", params={"offset": 2**63}), 422, "offset.*2147483647")
+    assert client.get("/v1/graphs", params={"offset": 2**31 - 1}).json()["items"] == []
+
+
+def test_graphs_unsupported_method_is_405_allowing_every_served_method(client) -> None:
+    """Found by fuzzing: Starlette's 405 named only the first route of the path
+    (``Allow: POST`` on /v1/graphs, which serves GET too)."""
+    resp = client.request("OPTIONS", "/v1/graphs")
+    assert_problem(resp, 405, "OPTIONS is not allowed on /v1/graphs; allowed: GET, POST")
+    assert resp.headers["allow"] == "GET, POST"
+    assert client.delete("/v1/graphs/gr_x").headers["allow"] == "GET"

@@ -80,6 +80,12 @@ def test_jobs_unknown_ids_are_404(client, path):
     assert_problem(client.get(path), 404, "not found")
 
 
+def test_jobs_cancel_of_an_id_that_cannot_be_a_header_is_404(client):
+    """Found by fuzzing: the path id went into ``Location`` before the lookup, and one
+    outside latin-1 made the header, hence the request, fail (a 500)."""
+    assert_problem(client.post("/v1/jobs/\u0100/cancel"), 404, "not found")
+
+
 def test_jobs_broker_down_is_503_and_job_failed(tmp_path, bench, frame):
     from fastapi.testclient import TestClient
 

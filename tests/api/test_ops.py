@@ -50,6 +50,25 @@ def test_ops_openapi_describes_fields_and_problem_responses(client):
     assert schemas["TrainingSpec"]["properties"]["epochs"]["default"] == 30
 
 
+def test_ops_openapi_lists_the_problems_every_layer_can_answer(client):
+    """Found by fuzzing: a malformed body to POST .../evaluate was an undocumented 400.
+    Every operation lists what the app-wide layers answer (400/413 with a body;
+    401/429/503 with a key), and every error is documented as problem+json (FastAPI's own
+    HTTPValidationError, a body this API never sends, is gone)."""
+    doc = client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            assert "requestBody" not in op or {"400", "413"} <= codes, (method, path)
+            if op.get("security"):
+                assert {"401", "429", "503"} <= codes, (method, path)
+                for code in codes - {"200", "201", "202"}:
+                    assert "application/problem+json" in op["responses"][code]["content"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    evaluate = doc["paths"]["/v1/jobs/{job_id}/evaluate"]["post"]["responses"]
+    assert evaluate["400"]["description"].startswith("Malformed request")
+
+
 def test_ops_metrics_expose_no_tenant_and_no_resource_ids(auth_client, bench, frame):
     """Two tenants' graphs, datasets and jobs show up only as counts: /metrics (scraped
     without a key) names routes by template and jobs by status, never a tenant or an id."""

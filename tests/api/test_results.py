@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from gsnn_edges.client import unquote_csv_names
@@ -54,6 +55,13 @@ def test_results_metrics_of_older_jobs_stay_readable():
     assert out.model_dump(mode="json", exclude_unset=True) == old
 
 
+def test_results_edges_non_finite_filter_bounds_are_422(client, done):
+    for name in ("min_score", "max_q_value", "max_confirm_q_value"):
+        for value in ("nan", "inf"):
+            resp = client.get(f"/v1/jobs/{done}/edges", params={name: value})
+            assert_problem(resp, 422, name)
+
+
 def test_results_edges_filters_and_csv(client, done, bench):
     page = client.get(f"/v1/jobs/{done}/edges", params={"limit": 5}).json()
     scores = [i["score"] for i in page["items"]]
@@ -73,6 +81,38 @@ def test_results_edges_filters_and_csv(client, done, bench):
     assert len(lines) - 1 == page["total"]
     all_scores = [float(line.split(",")[2]) for line in lines[1:]]
     assert all_scores == sorted(all_scores, reverse=True)
+
+
+def test_results_edges_of_jobs_stored_before_the_layout(client, done):
+    """A job stored before the paging layout (edges.parquet alone, as the runner wrote
+    it: no by-node copies, no footer counts) is served the same pages and CSV."""
+    from gsnn_edges.service.edge_store import LAYOUT_KEY
+
+    url = f"/v1/jobs/{done}/edges"
+    asks = [
+        {"limit": 1000},
+        {"offset": 50, "limit": 7, "candidates_only": False},
+        {"src": "f1"},
+        {"dst": "f7", "candidates_only": False, "limit": 3, "offset": 2},
+        {"src": "f2", "dst": "f1", "candidates_only": False},
+        {"format": "csv"},
+        {"format": "csv", "dst": "f3", "candidates_only": False},
+    ]
+    before = [client.get(url, params=ask).content for ask in asks]
+    ctx = client.app.state.ctx
+    key = result_key(ctx, LOCAL_TENANT, done, "edges")
+    ctx.store.write_parquet(key, ctx.store.read_parquet(key))
+    for what in ("edges_by_src", "edges_by_dst"):
+        ctx.store.delete(result_key(ctx, LOCAL_TENANT, done, what))
+    assert LAYOUT_KEY not in pq.read_schema(ctx.store.path(key)).metadata
+    assert [client.get(url, params=ask).content for ask in asks] == before
+    assert json.loads(before[3])["total"] == 11 and len(json.loads(before[3])["items"]) == 3
+
+
+def test_results_edges_csv_of_a_job_not_done_is_409_before_streaming(client, graph_id, dataset_id):
+    job = client.post("/v1/jobs", json=job_body(graph_id, dataset_id)).json()
+    resp = client.get(f"/v1/jobs/{job['id']}/edges", params={"format": "csv"})
+    assert_problem(resp, 409, "queued.*succeeded")
 
 
 def test_results_edges_served_floats_round_trip(client, done):

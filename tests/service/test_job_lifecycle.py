@@ -140,8 +140,8 @@ def test_jobs_fenced_out_worker_cannot_publish_or_overwrite(ctx, job_inputs) -> 
     and publishes; when A wakes and writes its own results and tries to finish, the
     served files stay B's, byte for byte (issue 9, item 10)."""
     import numpy as np
-    import pandas as pd
 
+    from gsnn_edges.inference.edge_table import edge_table
     from gsnn_edges.service.results import load_weights, result_key
     from gsnn_edges.service.runner import store_results
 
@@ -149,7 +149,9 @@ def test_jobs_fenced_out_worker_cannot_publish_or_overwrite(ctx, job_inputs) -> 
         class R:  # the attributes store_results reads from a TrainResult
             weights = np.full((2, 2), fill, dtype=np.float32)
             node_names = ["f0", "f1"]
-            edges = pd.DataFrame({"src_idx": [0], "dst_idx": [1], "score": [fill]})
+            edges = edge_table(
+                np.full((2, 2), fill), node_names, np.eye(2, dtype=bool), np.full((2, 2), 0.5)
+            )
             metrics = {"fill": fill}
             model_state = {}
             regressor_state = {}
@@ -227,3 +229,41 @@ def test_jobs_fair_turns_a_backlog_does_not_starve_another_tenant(ctx, queue, be
     ran = [job_id for _, job_id in order]
     assert ran == [jobs["A"][0], jobs["B"][0], *jobs["A"][1:]]
     assert run_next_job(ctx, jobs["A"][0]) == "skipped"  # a re-sent message: nothing left
+
+
+# A worker process with what it has loaded before a job; its memory budget is what it
+# holds now plus 20 MiB, less than the job below allocates.
+TIGHT_WORKER = """
+import sys
+import pyarrow, torch
+from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.runner import _data_segment_bytes, run_job
+from gsnn_edges.service.settings import Settings
+
+budget = _data_segment_bytes() / 2**20 + 20
+settings = Settings(data_dir=sys.argv[1], api_keys="", worker_memory_mb=budget)
+print(run_job(ServiceContext.from_settings(settings), sys.argv[2]))
+"""
+
+
+def test_jobs_out_of_memory_fails_once_with_a_reason(settings, ctx, job_inputs) -> None:
+    """A CPU job that allocates past GSNN_EDGES_WORKER_MEMORY_MB ends failed, 'out of
+    memory', on its first attempt (the reaper does not re-run it)."""
+    import subprocess
+    import sys
+
+    big = {"model": {"channels": 128, "layers": 4}, "training": {"batch_size": 256}}
+    job = _submit(ctx, job_inputs, spec={**big, "training": {**big["training"], "device": "cpu"}})
+    job_id = job.job.id
+    out = subprocess.run(
+        [sys.executable, "-c", TIGHT_WORKER, str(settings.data_dir), job_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.strip().splitlines()[-1:] == ["failed"], out.stderr[-2000:]
+    failed = get_job(ctx, "t1", job_id)
+    assert failed.attempts == 1 and failed.error["type"] == "OutOfMemory", failed.error
+    assert failed.error["message"].startswith("out of memory: the job needed more than")
+    assert "GSNN_EDGES_WORKER_MEMORY_MB" in failed.error["message"]
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["requeued"] == 0

@@ -1,0 +1,167 @@
+"""Dashboard fixtures: the API served for real by uvicorn (in a thread of this process),
+tenants with real jobs, and Debian's chromium driven by Playwright.
+
+Tenant ``a`` has a graph whose function nodes carry HTML and script in their names (every
+page and SVG must show them as text) and a job trained in process; ``b`` has a job of its
+own that ``a`` must never see.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gsnn_edges.service.runner import run_job
+
+from proctools import free_port, make_app
+
+KEYS = {"a": "key-a", "b": "key-b", "c": "key-c"}
+# the small job of the brief: trains in a few seconds on CPU
+SPEC = {"model": {"channels": 2, "layers": 2}, "training": {"epochs": 2}}
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def hostile_name(name: str) -> str:
+    """A node name that runs script wherever a page or an SVG parses names as markup."""
+    return f"{name}{HOSTILE}"
+
+
+class LiveServer:
+    """``app`` served by uvicorn on a free loopback port, in a daemon thread."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.app = app
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    def client(self, tenant: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {KEYS[tenant]}"} if tenant else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@dataclass
+class World:
+    """The served app and what each tenant owns in it."""
+
+    server: LiveServer
+    queue: list[str]
+    graph: dict  # a plain benchmark graph (JSON) and a dataset of it (CSV bytes)
+    csv: bytes
+    keys: dict[str, str] = field(default_factory=lambda: dict(KEYS))
+    hostile: str = HOSTILE  # what every function node name of tenant a ends with
+    jobs: dict[str, list[str]] = field(default_factory=dict)  # tenant -> job ids
+    succeeded: str = ""  # tenant a's trained job
+    queued: str = ""  # tenant a's job that never runs (for cancel)
+    nodes: list[str] = field(default_factory=list)  # tenant a's function node names
+
+    def submit(self, tenant: str, graph_id: str, dataset_id: str) -> str:
+        with self.server.client(tenant) as c:
+            resp = c.post("/v1/jobs", json={"graph_id": graph_id, "dataset_id": dataset_id, **SPEC})
+        assert resp.status_code == 202, resp.text
+        self.jobs.setdefault(tenant, []).append(resp.json()["id"])
+        return resp.json()["id"]
+
+    def upload(self, tenant: str, graph: dict | None = None) -> tuple[str, str]:
+        """``(graph id, dataset id)`` of ``graph`` (default: :attr:`graph`) and :attr:`csv`."""
+        with self.server.client(tenant) as c:
+            gid = c.post("/v1/graphs", json=graph or self.graph).json()["id"]
+            files = {"file": ("d.csv", self.csv)}
+            resp = c.post("/v1/datasets", data={"graph_id": gid}, files=files)
+        assert resp.status_code == 201, resp.text
+        return gid, resp.json()["id"]
+
+
+def hostile_graph(bench) -> dict:
+    """``bench.partial`` with every function node renamed by :func:`hostile_name`."""
+    graph = bench.partial.to_json()
+    rename = {n: hostile_name(n) for n in graph["nodes"]["function"]}
+    graph["nodes"]["function"] = [rename[n] for n in graph["nodes"]["function"]]
+    graph["edges"] = [[rename.get(s, s), rename.get(d, d)] for s, d in graph["edges"]]
+    return graph
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory, benchmarks) -> Iterator[World]:
+    bench, frame = benchmarks.graph(4), benchmarks.frame(4, 200)
+    queue: list[str] = []
+    keys = ",".join(f"{t}:{k}" for t, k in KEYS.items())
+    app = make_app(
+        tmp_path_factory.mktemp("ui") / "data", queue.append, api_keys=keys, max_active_jobs=500
+    )
+    with LiveServer(app) as server:
+        w = World(server, queue, bench.partial.to_json(), frame.to_csv(index=False).encode())
+        graph = hostile_graph(bench)
+        w.nodes = graph["nodes"]["function"]
+        gid, did = w.upload("a", graph)
+        w.succeeded = w.submit("a", gid, did)
+        assert run_job(app.state.ctx, w.succeeded) == "succeeded"
+        w.queued = w.submit("a", gid, did)
+        w.submit("b", *w.upload("b"))
+        yield w
+
+
+@pytest.fixture
+def local_server(tmp_path) -> Iterator[LiveServer]:
+    """A server without API keys (embedded mode: one local tenant, no sign-in)."""
+    with LiveServer(make_app(tmp_path / "data", lambda job_id: None)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (Debian: apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Tab:
+    """A fresh browser tab (its own sessionStorage) and the problems it reported."""
+
+    page: object
+    problems: list[str]
+
+
+@pytest.fixture
+def tab(browser) -> Iterator[Tab]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.on("dialog", lambda d: d.accept())
+    yield Tab(page, problems)
+    context.close()
