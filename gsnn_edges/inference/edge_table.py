@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from gsnn_edges.graph import FF, GraphData
-from gsnn_edges.metrics import bh_qvalues
+from gsnn_edges.metrics import bh_qvalues, named_pair_metrics
 
 __all__ = ["edge_table", "function_edge_mask"]
 
@@ -62,3 +62,24 @@ def edge_table(
             "q_value": bh_qvalues(p),
         }
     )
+
+
+class HeldOutPairEvaluation:
+    """``evaluate_against`` for a scorer with ``score_matrix()`` (``[N, N]``, higher =
+    more likely an edge), ``in_graph`` (bool ``[N, N]``) and the function-node ``names``."""
+
+    def evaluate_against(
+        self,
+        positive_edges: Iterable[Sequence[str]],
+        *,
+        top_k: Sequence[int] = (1, 3, 5),
+        exclude: Iterable[Sequence[str]] | None = None,
+    ) -> dict[str, float]:
+        """AUC / MRR / top@k of held-out ``(src, dst)`` function-node name pairs
+        (:func:`gsnn_edges.metrics.named_pair_metrics`): pairs already in the graph are not
+        negatives, ``exclude`` pairs (e.g. the other held-out split) are left out."""
+        scores = np.asarray(self.score_matrix().detach().cpu())
+        return named_pair_metrics(
+            scores, np.asarray(self.in_graph), self.names, positive_edges,
+            exclude=exclude, top_k=top_k,
+        )  # fmt: skip

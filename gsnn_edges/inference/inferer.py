@@ -8,7 +8,7 @@ adjacent block pair, and score ``i -> j`` by their (partial) correlation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import pandas as pd
 import torch
@@ -16,7 +16,11 @@ from torch import Tensor, nn
 
 from gsnn_edges.device import model_device
 from gsnn_edges.graph import GraphData
-from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
+from gsnn_edges.inference.edge_table import (
+    HeldOutPairEvaluation,
+    edge_table,
+    function_edge_mask,
+)
 from gsnn_edges.inference.magnitudes import (
     LossFn,
     check_aggregators,
@@ -31,12 +35,11 @@ from gsnn_edges.inference.moments import (
     combine_pairs,
     fisher_z_pvalues,
 )
-from gsnn_edges.metrics import named_pair_metrics
 
 SCORES = ("corr", "partial")
 
 
-class MagnitudeEdgeInferer:
+class MagnitudeEdgeInferer(HeldOutPairEvaluation):
     """Score candidate function -> function edges of a trained GSNN post hoc.
 
     For adjacent blocks ``(l-1, l)``, ``l = 1..L-1``, features are the activation
@@ -183,23 +186,6 @@ class MagnitudeEdgeInferer:
             p.cpu().numpy(),
             exclude_self=exclude_self,
             score_col="corr",
-        )
-
-    def evaluate_against(
-        self,
-        positive_edges: Iterable[Sequence[str]],
-        *,
-        top_k: Sequence[int] = (1, 3, 5),
-        exclude: Iterable[Sequence[str]] | None = None,
-    ) -> dict[str, float]:
-        """AUC / MRR / top@k of held-out ``(src, dst)`` function-node name pairs.
-
-        See :func:`gsnn_edges.metrics.score_matrix_metrics`; in-graph pairs come from
-        ``data`` and are not counted as negatives.
-        """
-        S = self.score_matrix().cpu().numpy()
-        return named_pair_metrics(
-            S, self.in_graph, self.names, positive_edges, exclude=exclude, top_k=top_k
         )
 
     def __repr__(self) -> str:

@@ -30,7 +30,7 @@ still changing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,11 @@ from torch import Tensor, nn
 
 from gsnn_edges.device import model_device
 from gsnn_edges.graph import GraphData
-from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
+from gsnn_edges.inference.edge_table import (
+    HeldOutPairEvaluation,
+    edge_table,
+    function_edge_mask,
+)
 from gsnn_edges.inference.magnitudes import (
     LossFn,
     check_probe_model,
@@ -48,12 +52,11 @@ from gsnn_edges.inference.magnitudes import (
     probe_batches,
     uniform_group_size,
 )
-from gsnn_edges.metrics import named_pair_metrics
 
 __all__ = ["ScoreTestScorer"]
 
 
-class ScoreTestScorer:
+class ScoreTestScorer(HeldOutPairEvaluation):
     """Score every function -> function pair of a fitted GSNN by the score statistic.
 
     Args:
@@ -86,20 +89,11 @@ class ScoreTestScorer:
     def fit(
         self, loader: Iterable, loss_fn: LossFn = torch.nn.functional.mse_loss
     ) -> ScoreTestScorer:
-        """Accumulate ``U`` and ``V`` over ``loader`` at the current (fixed) model.
-
-        Eval mode, no dropout (:func:`~gsnn_edges.inference.magnitudes.probe_batches`:
-        per-sample gradients of the cached ``z`` only, parameters untouched).
-
-        Args:
-            loader: yields ``(x, y, ...)`` batches, ``x: [B, n_inputs]``, ``y: [B, n_outputs]``.
-            loss_fn: the training loss ``loss_fn(yhat, y) -> scalar``.
-
-        Returns:
-            ``self``.
-
-        Raises:
-            ValueError: the loader yields no rows.
+        """Accumulate ``U`` and ``V`` over ``loader`` (``(x, y, ...)`` batches, as
+        :meth:`MagnitudeEdgeInferer.fit <gsnn_edges.inference.inferer.MagnitudeEdgeInferer.fit>`
+        takes them, with the training ``loss_fn``) at the current, fixed model: one eval-mode
+        pass of :func:`~gsnn_edges.inference.magnitudes.probe_batches`, parameters untouched.
+        Returns ``self``; raises ``ValueError`` when the loader yields no rows.
         """
         self.U.zero_()
         self.V.zero_()
@@ -145,19 +139,6 @@ class ScoreTestScorer:
         """All scored pairs, score (``Q``) descending, in the regressor's columns."""
         q, p = self.statistic_and_pvalues()
         return edge_table(q, self.names, self.in_graph, p, exclude_self=exclude_self)
-
-    def evaluate_against(
-        self,
-        positive_edges: Iterable[Sequence[str]],
-        *,
-        top_k: Sequence[int] = (1, 3, 5),
-        exclude: Iterable[Sequence[str]] | None = None,
-    ) -> dict[str, float]:
-        """AUC / MRR / top@k of held-out ``(src, dst)`` pairs (see ``named_pair_metrics``)."""
-        S = self.score_matrix().cpu().numpy()
-        return named_pair_metrics(
-            S, self.in_graph, self.names, positive_edges, exclude=exclude, top_k=top_k
-        )
 
     def __repr__(self) -> str:
         return (
