@@ -95,6 +95,7 @@ def test_client_verbs_submit_wait_status_and_edges(url, files, frame, capsys, tm
     assert ids["graph"].startswith("gr_") and ids["dataset"].startswith("ds_")
     assert "status   succeeded" in out and f"({len(frame)} samples)" in out
     job = ids["job"]
+    assert f"watch:   {url}/ui/jobs/{job}  (the dashboard)" in out
 
     code, out, _ = _run(capsys, "status", job, *common)
     assert code == 0 and "status   succeeded" in out and "epoch 2/2" in out

@@ -158,6 +158,7 @@ def _submit(args: argparse.Namespace) -> int:
             idempotency_key=args.idempotency_key,
         )
         print(f"job      {job['id']}  {job['status']}")
+        print(f"watch:   {args.url.rstrip('/')}/ui/jobs/{job['id']}  (the dashboard)")
         if not args.wait:
             print(f"follow with: gsnn-edges status {job['id']} --url {args.url}")
             return 0
