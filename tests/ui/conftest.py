@@ -76,12 +76,14 @@ class World:
     hostile: str = HOSTILE  # what every function node name of tenant a ends with
     jobs: dict[str, list[str]] = field(default_factory=dict)  # tenant -> job ids
     succeeded: str = ""  # tenant a's trained job
+    confirmed: int = 5  # how many top candidates that job's confirmation tests
     queued: str = ""  # tenant a's job that never runs (for cancel)
     nodes: list[str] = field(default_factory=list)  # tenant a's function node names
 
-    def submit(self, tenant: str, graph_id: str, dataset_id: str) -> str:
+    def submit(self, tenant: str, graph_id: str, dataset_id: str, **blocks: dict) -> str:
+        body = {"graph_id": graph_id, "dataset_id": dataset_id, **SPEC, **blocks}
         with self.server.client(tenant) as c:
-            resp = c.post("/v1/jobs", json={"graph_id": graph_id, "dataset_id": dataset_id, **SPEC})
+            resp = c.post("/v1/jobs", json=body)
         assert resp.status_code == 202, resp.text
         self.jobs.setdefault(tenant, []).append(resp.json()["id"])
         return resp.json()["id"]
@@ -118,7 +120,7 @@ def world(tmp_path_factory, benchmarks) -> Iterator[World]:
         graph = hostile_graph(bench)
         w.nodes = graph["nodes"]["function"]
         gid, did = w.upload("a", graph)
-        w.succeeded = w.submit("a", gid, did)
+        w.succeeded = w.submit("a", gid, did, confirm={"top": w.confirmed})
         assert run_job(app.state.ctx, w.succeeded) == "succeeded"
         w.queued = w.submit("a", gid, did)
         w.submit("b", *w.upload("b"))

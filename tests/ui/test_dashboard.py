@@ -79,6 +79,17 @@ def test_dashboard_job_page_shows_curves_scores_and_filtered_edges(world, tab):
         node = world.nodes[1]
         mine = c.get(f"/v1/jobs/{world.succeeded}/edges", params={"src": node}).json()
     assert page.locator("#edges-summary").text_content() == f"1–{min(total, 50)} of {total}"
+    # the confirmation's columns: the top candidates carry an effect and a confirm q-value
+    confirm_q = page.locator("#edges tbody tr td:nth-child(8)").all_text_contents()
+    assert all(q != "–" for q in confirm_q[: world.confirmed]) and set(
+        confirm_q[world.confirmed :]
+    ) == {"–"}
+    page.fill("input[name=max_confirm_q_value]", "1")
+    page.press("input[name=max_confirm_q_value]", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#edges tbody tr').length === n", arg=world.confirmed
+    )
+    page.fill("input[name=max_confirm_q_value]", "")
 
     page.fill("input[name=src]", node)  # a name full of markup, typed as text
     page.press("input[name=src]", "Enter")

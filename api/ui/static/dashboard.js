@@ -256,6 +256,8 @@ function edgeCells(edge, rank) {
     number(edge.score),
     number(edge.p_value),
     number(edge.q_value),
+    number(edge.effect),
+    number(edge.confirm_q_value),
     el("span", { text: edge.has_edge ? "yes" : "no" }),
   ];
   return cells.map((c) => el("td", {}, [c]));
@@ -264,7 +266,7 @@ function edgeCells(edge, rank) {
 /** The filter form as /edges query parameters (empty fields left out). */
 function edgeFilters(form) {
   const params = new URLSearchParams();
-  for (const name of ["src", "dst", "min_score", "max_q_value"]) {
+  for (const name of ["src", "dst", "min_score", "max_q_value", "max_confirm_q_value"]) {
     const value = form.elements[name].value.trim();
     if (value) params.set(name, value);
   }
