@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import Scope
 
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import AuthenticationError
@@ -38,13 +39,37 @@ def tenant_for(authorization: str | None, keys: dict[str, str]) -> str:
     raise AuthenticationError("unknown API key")
 
 
+# where a request's resolved tenant (or its AuthenticationError) is kept in the ASGI scope
+_SCOPE_TENANT = "gsnn_edges.tenant"
+
+
+def scope_tenant(scope: Scope, keys: dict[str, str]) -> str | AuthenticationError:
+    """The tenant of the request's bearer key (:func:`tenant_for`), or the error saying
+    why there is none, resolved once per request: the observing and limiting middlewares
+    and the route dependency all ask, and share the request's scope."""
+    if _SCOPE_TENANT not in scope:
+        raw = dict(scope.get("headers") or []).get(b"authorization")
+        try:
+            scope[_SCOPE_TENANT] = tenant_for(raw.decode("latin-1") if raw else None, keys)
+        except AuthenticationError as exc:
+            scope[_SCOPE_TENANT] = exc
+    return scope[_SCOPE_TENANT]
+
+
 def get_tenant(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """Tenant of the request's bearer key (:func:`tenant_for`); ``_credentials`` only
-    documents the scheme in OpenAPI."""
-    return tenant_for(request.headers.get("authorization"), request.app.state.tenant_keys)
+    """Tenant of the request's bearer key (:func:`scope_tenant`); ``_credentials`` only
+    documents the scheme in OpenAPI.
+
+    Raises:
+        AuthenticationError: keys are configured and the key is missing or unknown.
+    """
+    tenant = scope_tenant(request.scope, request.app.state.tenant_keys)
+    if isinstance(tenant, AuthenticationError):
+        raise tenant
+    return tenant
 
 
 # past any real table, within every database's OFFSET (a larger one was a 500 on SQLite)

@@ -9,7 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import tenant_for
+from api.deps import scope_tenant
 from api.errors import BodyTooLarge, problem_response
 from gsnn_edges.service.errors import AuthenticationError
 
@@ -92,10 +92,10 @@ class RateLimit:
         if scope["type"] != "http" or scope["path"] in _PROBES:
             await self.app(scope, receive, send)
             return
-        raw = dict(scope.get("headers") or []).get(b"authorization")
-        try:
-            caller = "tenant:" + tenant_for(raw.decode("latin-1") if raw else None, self.keys)
-        except AuthenticationError:
+        tenant = scope_tenant(scope, self.keys)
+        if isinstance(tenant, str):
+            caller = "tenant:" + tenant
+        else:
             client = scope.get("client")
             caller = "address:" + (client[0] if client else "unknown")
         wait = self.buckets.take(caller)
@@ -157,12 +157,10 @@ class AuthBeforeBody:
         ):
             await self.app(scope, receive, send)
             return
-        raw = dict(scope.get("headers") or []).get(b"authorization")
-        try:
-            tenant_for(raw.decode("latin-1") if raw is not None else None, self.keys)
-        except AuthenticationError as exc:
+        tenant = scope_tenant(scope, self.keys)
+        if isinstance(tenant, AuthenticationError):
             headers = {"WWW-Authenticate": "Bearer"}
-            await problem_response(401, exc.message, "unauthorized", None, headers)(
+            await problem_response(401, tenant.message, "unauthorized", None, headers)(
                 scope, receive, send
             )
             return

@@ -14,12 +14,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import tenant_for
+from api.deps import scope_tenant
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import logs
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.errors import AuthenticationError
 
 
 class JobsCollector:
@@ -85,11 +84,8 @@ class ObserveRequests:
             return
         headers = dict(scope.get("headers") or [])
         request_id = _request_id(headers)
-        auth = headers.get(b"authorization")
-        try:
-            tenant = tenant_for(auth.decode("latin-1") if auth else None, self.keys)
-        except AuthenticationError:
-            tenant = None
+        tenant = scope_tenant(scope, self.keys)
+        tenant = tenant if isinstance(tenant, str) else None
         start, status = time.perf_counter(), 500
 
         async def send_wrapper(message: Message) -> None:

@@ -99,3 +99,17 @@ def test_authenticated_mode_serves_remote_callers(tmp_path):
     app = make_app(tmp_path / "data", [].append, api_keys="a:key-a")
     with TestClient(app, base_url="http://api.example", client=("10.0.0.5", 1)) as c:
         assert c.get("/v1/graphs", headers={"Authorization": "Bearer key-a"}).status_code == 200
+
+
+def test_auth_key_is_checked_once_per_request(auth_client, bench, monkeypatch):
+    """The observing and limiting middlewares, the auth-before-body check and the route
+    dependency share one resolution of the bearer key per request, accepted or refused."""
+    import api.deps
+
+    calls = []
+    check = api.deps.tenant_for
+    monkeypatch.setattr(api.deps, "tenant_for", lambda *a: (calls.append(1), check(*a))[1])
+    assert auth_client.post("/v1/graphs", json=bench.partial.to_json(), headers=bearer("a"))
+    assert len(calls) == 1
+    assert_problem(auth_client.post("/v1/graphs", json={}), 401, "missing API key")
+    assert len(calls) == 2
