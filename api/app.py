@@ -13,7 +13,7 @@ from api.limits import AuthBeforeBody, BodySizeLimit, LoopbackOnly, RateLimit
 from api.observability import Metrics, ObserveRequests
 from api.routes import datasets, graphs, jobs, ops, plots, results
 from api.ui import router as ui
-from gsnn_edges.service.context import Enqueue, ServiceContext
+from gsnn_edges.service.context import Enqueue, EnqueueMany, ServiceContext
 from gsnn_edges.service.reaper import ReaperThread
 from gsnn_edges.service.settings import Settings, get_settings
 
@@ -29,6 +29,7 @@ def create_app(
     *,
     enqueue: Enqueue,
     broker_ping: Callable[[], None],
+    enqueue_many: EnqueueMany | None = None,
     run_reaper: bool = True,
 ) -> FastAPI:
     """Build the app: migrate the database, wire the job queue, mount the routes.
@@ -38,10 +39,12 @@ def create_app(
         enqueue: ``enqueue(job_id)`` puts a job on the queue (the process that assembles
             the app passes the Celery one: ``gsnn_edges.cli.server.celery_app``).
         broker_ping: readiness probe of the queue's broker, raising when it is down.
+        enqueue_many: ``enqueue_many(job_ids)`` queues jobs meant to run at once (a
+            job's replicas: a Celery group); by default ``enqueue`` each.
         run_reaper: run the stale-job reaper thread while the app is up.
     """
     settings = settings or get_settings()
-    ctx = ServiceContext.from_settings(settings, enqueue=enqueue)
+    ctx = ServiceContext.from_settings(settings, enqueue=enqueue, enqueue_many=enqueue_many)
     if not settings.auth_enabled:
         log.warning(
             "GSNN_EDGES_API_KEYS is empty: no authentication, single local tenant; "

@@ -82,12 +82,12 @@ def realistic_edges(n: int, seed: int = 0, p_follow_scores: bool = True) -> pd.D
 def old_edge_page(ctx, tenant, job_id, q, offset, limit):
     """The service before the layout (``results.query_edges`` + the route's slice and
     ``to_dict``): the whole table read and masked on every request."""
-    from gsnn_edges.edge_columns import EDGE_COLUMNS, UNCONFIRMED
+    from gsnn_edges.edge_columns import COLUMN_DEFAULTS, EDGE_COLUMNS
     from gsnn_edges.service.results import result_key
 
     frame = ctx.store.read_parquet(result_key(ctx, tenant, job_id, "edges"))
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
-    frame = frame.assign(**{k: v for k, v in UNCONFIRMED.items() if k not in frame.columns})
+    frame = frame.assign(**{k: v for k, v in COLUMN_DEFAULTS.items() if k not in frame.columns})
     keep = np.ones(len(frame), dtype=bool)
     if q.src is not None:
         keep &= (frame["src"] == q.src).to_numpy()

@@ -241,13 +241,17 @@ class Client:
         training: Mapping[str, Any] | None = None,
         validation: Mapping[str, Any] | None = None,
         confirm: Mapping[str, Any] | None = None,
+        replicas: int | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Queue a training job; omitted blocks take the defaults of the job spec
-        (:class:`gsnn_edges.spec.TrainSpec`)."""
+        (:class:`gsnn_edges.spec.TrainSpec`). ``replicas`` > 1 trains that many runs on
+        separate workers and serves their combined table."""
         body: dict[str, Any] = {"graph_id": graph_id, "dataset_id": dataset_id}
         blocks = {"model": model, "regressor": regressor, "training": training, "confirm": confirm}
         body.update({k: dict(v) for k, v in blocks.items() if v is not None})
+        if replicas is not None:
+            body["replicas"] = replicas
         if validation is not None:
             body["validation"] = _jsonable_validation(validation)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -417,6 +421,11 @@ class _EpochBar:
         if done > self._bar.n:
             self._bar.update(done - self._bar.n)
         post = {"status": job["status"]}
+        if prog.get("stage") not in (None, "training"):
+            post["stage"] = prog["stage"]
+        if job.get("replicas"):  # the bar follows the slowest replica
+            done_replicas = sum(r["status"] == JobStatus.succeeded for r in job["replicas"])
+            post["replicas"] = f"{done_replicas}/{len(job['replicas'])}"
         if prog.get("train_loss") is not None:
             post["loss"] = f"{prog['train_loss']:.3f}"
         if prog.get("val_auc") is not None:

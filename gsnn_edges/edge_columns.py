@@ -16,9 +16,20 @@ EDGE_COLUMNS = (
     "effect",
     "confirm_p_value",
     "confirm_q_value",
+    "stability",
+    "score_se",
 )
-# columns that may be null (unscored, unconfirmed): NaN in a DataFrame
-FLOAT_EDGE_COLUMNS = ("score", "p_value", "q_value", "effect", "confirm_p_value", "confirm_q_value")
+# columns that may be null (unscored, unconfirmed, one replica): NaN in a DataFrame
+FLOAT_EDGE_COLUMNS = (
+    "score",
+    "p_value",
+    "q_value",
+    "effect",
+    "confirm_p_value",
+    "confirm_q_value",
+    "stability",
+    "score_se",
+)
 # what the confirmation's columns hold for a pair it did not confirm (and in tables stored
 # before confirmation existed): never a made-up p-value
 UNCONFIRMED = {
@@ -28,6 +39,11 @@ UNCONFIRMED = {
     "confirm_q_value": float("nan"),
 }
 CONFIRM_COLUMNS = tuple(UNCONFIRMED)
+# what a job of one replica (and a table stored before replicas existed) holds in the
+# replica columns (gsnn_edges.ensemble)
+UNREPLICATED = {"stability": float("nan"), "score_se": float("nan")}
+# every column a stored table may lack, with the value it then serves
+COLUMN_DEFAULTS = {**UNCONFIRMED, **UNREPLICATED}
 # A spreadsheet runs a cell starting with =, +, -, @, tab or CR as a formula (CSV
 # injection): the CSV export puts a ' before such node names, and before names starting
 # with ' themselves, so that removing one leading ' (the client does) restores them all.

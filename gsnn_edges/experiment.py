@@ -54,15 +54,28 @@ def run_experiment(
     ``spec.training.test_fraction``.
     """
     spec = spec or TrainSpec()
+    data, val_edges, test_edges = experiment_inputs(bench, spec, n_train, noise_scale, val_fraction)
+    result = train_joint(
+        bench.partial, data, spec, test_edges=test_edges, progress=progress, on_epoch=on_epoch
+    )
+    return BenchmarkRun(bench, data, val_edges, test_edges, result)
+
+
+def experiment_inputs(
+    bench: BenchmarkGraph,
+    spec: TrainSpec,
+    n_train: int = 2000,
+    noise_scale: float = 0.15,
+    val_fraction: float = 0.5,
+) -> tuple[pd.DataFrame, list[Edge], list[Edge]]:
+    """:func:`run_experiment`'s data and held-out halves, ``(data, validation edges, test
+    edges)``; sets ``spec.validation`` to the validation half."""
     seed = spec.training.seed
     n_total = int(round(n_train / (1.0 - spec.training.test_fraction)))
     data = simulate_frame(bench.full, n_total, noise_scale=noise_scale, seed=seed)
     val_edges, test_edges = split_edges(bench.held_out, val_fraction, seed=seed)
     spec.validation = ValidationSpec(edges=list(val_edges))
-    result = train_joint(
-        bench.partial, data, spec, test_edges=test_edges, progress=progress, on_epoch=on_epoch
-    )
-    return BenchmarkRun(bench, data, list(val_edges), list(test_edges), result)
+    return data, list(val_edges), list(test_edges)
 
 
 def edge_labels(edges: pd.DataFrame, positives: list[Edge], exclude: list[Edge]) -> pd.DataFrame:

@@ -26,6 +26,8 @@ CONFIRM_MAX_TOP = 500
 # Activation memory a chunk of side-by-side variants may take (forward and backward);
 # the submit-time memory estimate counts one chunk.
 CONFIRM_CHUNK_BYTES = 256 * 2**20
+# Replicas of one job: each is a full training run (and in the service a worker's task).
+MAX_REPLICAS = 16
 
 
 class SpecValidationError(ValueError):
@@ -158,6 +160,15 @@ class TrainSpec(_Block):
     )
     confirm: ConfirmSpec = Field(
         default_factory=ConfirmSpec, description="Confirmation of the top candidates."
+    )
+    replicas: int = Field(
+        1,
+        ge=1,
+        le=MAX_REPLICAS,
+        description="Independent training runs (same data split and validation edges, "
+        "other random numbers) whose scores are combined: mean percentile rank per pair, "
+        "Cauchy-combined p-values, plus stability and score_se columns. The service runs "
+        "them on separate workers at once.",
     )
 
     @field_validator("model", "regressor", "training", "validation", "confirm", mode="before")

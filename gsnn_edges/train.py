@@ -20,9 +20,10 @@ import torch
 
 from gsnn_edges import metrics as edge_metrics
 from gsnn_edges.device import resolve_device
+from gsnn_edges.ensemble import STABILITY_TOP_K, combine_replicas, replica_seed
 from gsnn_edges.graph import Edge, GraphInput, GSNNGraph, as_graph, split_edges
 from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
-from gsnn_edges.inference.edge_table import edge_table
+from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.inference.score_test import ScoreTestScorer
@@ -35,7 +36,16 @@ from gsnn_edges.train_validation import (
     validate_spec,
 )
 
-__all__ = ["TrainResult", "TrainingCancelled", "scale", "train_joint"]
+__all__ = [
+    "ReplicaRun",
+    "RunSetup",
+    "TrainResult",
+    "TrainingCancelled",
+    "assemble",
+    "scale",
+    "train_joint",
+    "train_replica",
+]
 
 
 class TrainingCancelled(Exception):
@@ -198,7 +208,10 @@ def train_joint(
         spec: hyperparameters (defaults: :class:`TrainSpec`).
         test_edges: optional held-out edges scored only for reporting (never for
             selection); each split is excluded from the other's negatives.
-        on_epoch: called after every epoch with the progress record.
+        on_epoch: called after every epoch with the progress record, and again with
+            the last one when the run moves to a later stage (``stage``: ``training``,
+            then ``scoring``, ``combining`` with replicas, ``confirming`` with
+            ``confirm.top``).
         should_stop: polled at every epoch boundary; True raises TrainingCancelled.
         progress: show a tqdm progress bar.
 
@@ -206,53 +219,252 @@ def train_joint(
         :class:`TrainResult` with ``W``, the edge table and metrics of the best epoch
         (by validation AUC; the last epoch when there is no validation set).
     """
-    spec = spec or TrainSpec()
-    graph = as_graph(graph)
-    validate_spec(graph, spec)
-    X, Y = frame_arrays(graph, data)
-    t = spec.training
-    device = resolve_device(t.device)
-    torch.manual_seed(t.seed)
-    train_graph, val_edges = _resolve_validation(graph, spec)
-    test_edges = [tuple(e) for e in (test_edges or [])]
-    split = _split_data(X, Y, t.test_fraction, t.seed, device)
-    check_confirm_rows(spec, split.x_test.shape[0])
-    model, reg = _build(train_graph, spec, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr)
-    gen = torch.Generator().manual_seed(t.seed)
-    loop = _EpochLoop(
-        model, reg, opt, split, spec, train_graph, val_edges, test_edges, on_epoch, should_stop
-    )
+    setup = RunSetup.prepare(graph, data, spec, test_edges)
+    runs = []
+    for replica in range(setup.spec.replicas):  # the service runs them on separate workers
+        report = on_epoch
+        if on_epoch and setup.spec.replicas > 1:  # records say which replica they are from
+            report = lambda info, r=replica: on_epoch({**info, "replica": r})
+        runs.append(train_replica(setup, replica, report, should_stop, progress))
+    return assemble(setup, runs, on_epoch)
+
+
+@dataclass
+class RunSetup:
+    """What every replica of a run shares: the graph it trains on (validation holdout
+    removed), the checkpoint and report edges, the split and scaled data, the device."""
+
+    spec: TrainSpec
+    graph: GSNNGraph
+    val_edges: list[Edge]
+    test_edges: list[Edge]
+    split: _Split
+    device: torch.device
+
+    @classmethod
+    def prepare(
+        cls,
+        graph: GraphInput,
+        data: pd.DataFrame,
+        spec: TrainSpec | None = None,
+        test_edges: Iterable[Edge] | None = None,
+    ) -> RunSetup:
+        """Check ``spec`` and ``data`` against ``graph``, split and scale the data
+        (``training.seed``), resolve the device.
+
+        Raises:
+            SpecValidationError, ValueError: what is wrong with the spec or the data.
+        """
+        spec = spec or TrainSpec()
+        graph = as_graph(graph)
+        validate_spec(graph, spec)
+        X, Y = frame_arrays(graph, data)
+        t = spec.training
+        device = resolve_device(t.device)
+        train_graph, val_edges = _resolve_validation(graph, spec)
+        split = _split_data(X, Y, t.test_fraction, t.seed, device)
+        check_confirm_rows(spec, split.x_test.shape[0])
+        test = [tuple(e) for e in (test_edges or [])]
+        return cls(spec, train_graph, val_edges, test, split, device)
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self.graph.node_names_dict["function"])
+
+    def in_graph(self) -> np.ndarray:
+        """Bool ``[N, N]``: the function -> function pairs already in the training graph."""
+        return function_edge_mask(self.graph, len(self.node_names))
+
+    def training_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The training rows in order, in batches of ``training.batch_size``."""
+        bs, x, y = self.spec.training.batch_size, self.split.x_train, self.split.y_train
+        return [(x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs)]
+
+    def build(self) -> tuple[GSNN, MagnitudeEdgeRegressor]:
+        """A fresh model and regressor (initialised from torch's global generator)."""
+        return _build(self.graph, self.spec, self.device)
+
+    def scorer_metrics(self, scores: np.ndarray, n_scored: int) -> dict:
+        """Validation and test-edge metrics of ``[N, N]`` scores (unscored pairs rank
+        last; each held-out split excluded from the other's negatives)."""
+        names, in_graph = self.node_names, self.in_graph()
+        out: dict = {"n_scored": n_scored, "validation": None, "test_edges": None}
+        for key, pos, other in (
+            ("validation", self.val_edges, self.test_edges),
+            ("test_edges", self.test_edges, self.val_edges),
+        ):
+            if pos:
+                out[key] = edge_metrics.named_pair_metrics(
+                    scores, in_graph, names, pos, exclude=other
+                )
+        return out
+
+
+@dataclass
+class ReplicaRun:
+    """One trained replica at its restored checkpoint: every scorer's pair scores (the
+    service keeps only the job's scorer), W, and its metrics (best_epoch, validation,
+    test, scorers, score_test, history, device, timing, last_epoch)."""
+
+    replica: int
+    seed: int
+    scores: dict[str, PairScores]
+    weights: np.ndarray
+    metrics: dict
+    model_state: dict
+    regressor_state: dict
+    model: GSNN | None = field(default=None, repr=False)
+    regressor: MagnitudeEdgeRegressor | None = field(default=None, repr=False)
+
+
+def train_replica(
+    setup: RunSetup,
+    replica: int = 0,
+    on_epoch: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: bool = False,
+) -> ReplicaRun:
+    """Train replica ``replica`` of ``setup``: initialisation, dropout and batch order
+    from :func:`~gsnn_edges.ensemble.replica_seed` (replica 0: ``training.seed``)."""
+    seed = replica_seed(setup.spec.training.seed, replica)
+    torch.manual_seed(seed)
+    model, reg = setup.build()
+    opt = torch.optim.AdamW(model.parameters(), lr=setup.spec.training.lr)
+    gen = torch.Generator().manual_seed(seed)
+    loop = _EpochLoop(model, reg, opt, setup, on_epoch, should_stop)
     history = loop.run(gen, progress)
-    return loop.result(history, device)
+    return loop.replica_run(history, replica, seed)
+
+
+def assemble(
+    setup: RunSetup, runs: list[ReplicaRun], on_epoch: Callable[[dict], None] | None = None
+) -> TrainResult:
+    """The job's result from its replicas: the edge table of the job's scorer (one
+    replica's own, or the replicas combined by :func:`~gsnn_edges.ensemble.combine_replicas`),
+    the confirmation of its top candidates on replica 0's model, and the metrics.
+    ``on_epoch`` hears of the ``combining`` and ``confirming`` stages (with replica 0's
+    last epoch record)."""
+    name = setup.spec.regressor.scorer
+    first = runs[0]
+    stage = lambda name: on_epoch and on_epoch({**first.metrics["history"][-1], "stage": name})
+    names, in_graph = setup.node_names, setup.in_graph()
+    if len(runs) == 1:
+        table, extra, metrics = first.scores[name], None, dict(first.metrics)
+        weights = first.weights
+    else:
+        stage("combining")
+        ens = combine_replicas(
+            [r.scores[name].scores for r in runs], [r.scores[name].p_values for r in runs], in_graph
+        )
+        table = PairScores(ens.scores, ens.p_values)
+        extra = {"stability": ens.stability, "score_se": ens.score_se}
+        metrics = _ensemble_metrics(setup, runs, table)
+        weights = np.mean([r.weights for r in runs], axis=0)
+    edges = edge_table(table.scores, names, in_graph, table.p_values, columns=extra)
+    if setup.spec.confirm.top:
+        stage("confirming")
+    confirmation, metrics["confirm"] = _confirm(setup, first.model, edges)
+    return TrainResult(
+        node_names=names,
+        weights=weights,
+        edges=with_confirmation(edges, confirmation),
+        metrics=metrics,
+        history=first.metrics["history"],
+        best_epoch=first.metrics["best_epoch"],
+        device=first.metrics["device"],
+        model_state=first.model_state,
+        regressor_state=first.regressor_state,
+        scaler=setup.split.scaler,
+        model=first.model,
+        regressor=first.regressor,
+    )
+
+
+def _ensemble_metrics(setup: RunSetup, runs: list[ReplicaRun], table: PairScores) -> dict:
+    """Metrics of a job of several replicas: the combined table's validation and test-edge
+    metrics; test loss and r2 averaged over the replicas; each replica's own figures
+    under ``replicas``; curves, checkpoint and score-test facts of replica 0."""
+    name = setup.spec.regressor.scorer
+    chosen = setup.scorer_metrics(table.scores, table.n_scored)
+    first = runs[0].metrics
+    tests = [r.metrics["test"] for r in runs]
+    mean = lambda key: None if tests[0][key] is None else float(np.mean([t[key] for t in tests]))
+    timing = {k: float(sum(r.metrics["timing"][k] for r in runs)) for k in first["timing"]}
+    timing["seconds_per_epoch"] = first["timing"]["seconds_per_epoch"]
+    keep = ("best_epoch", "validation", "test", "scorers", "device", "timing")
+    return {
+        "best_epoch": first["best_epoch"],
+        "scorer": name,
+        "validation": chosen["validation"],
+        "test": {"loss": mean("loss"), "r2": mean("r2"), "edges": chosen["test_edges"]},
+        "scorers": {name: chosen},
+        "score_test": first["score_test"],
+        "history": first["history"],
+        "device": first["device"],
+        "timing": timing,
+        "validation_edges": first["validation_edges"],
+        "last_epoch": first["last_epoch"],
+        "ensemble": {
+            "replicas": len(runs),
+            "combine": "rank",
+            "stability_top_k": STABILITY_TOP_K,
+        },
+        "replicas": [
+            {"replica": r.replica, "seed": r.seed, **{k: r.metrics[k] for k in keep}} for r in runs
+        ],
+    }
+
+
+def _confirm(
+    setup: RunSetup, model: GSNN | None, edges: pd.DataFrame
+) -> tuple[EdgeConfirmation | None, dict | None]:
+    """Confirm the table's top ``confirm.top`` scored candidates on ``model`` (training
+    rows fit, test rows judge); ``(None, None)`` when off."""
+    top = setup.spec.confirm.top
+    if top == 0:
+        return None, None
+    if model is None:
+        raise ValueError("confirmation needs the trained model of replica 0")
+    t0 = time.perf_counter()
+    scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
+    pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()[:top]
+    split = setup.split
+    c = confirm_edges(
+        model, setup.graph, pairs, setup.training_batches(), split.x_test, split.y_test
+    )
+    return c, {
+        "top": top,
+        "n_confirmed": int(c.src.size),
+        "discoveries_q_0_1": int((c.q_values < 0.1).sum()),
+        "train_rows": c.n_train_rows,
+        "heldout_rows": c.n_heldout_rows,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 class _EpochLoop:
-    """Epoch bookkeeping: validation, best checkpoint, callbacks, final metrics."""
+    """Epoch bookkeeping of one replica: validation, best checkpoint, callbacks, then
+    every scorer at the restored checkpoint."""
 
     def __init__(
         self,
         model: GSNN,
         reg: MagnitudeEdgeRegressor,
         opt: torch.optim.Optimizer,
-        split: _Split,
-        spec: TrainSpec,
-        graph: GSNNGraph,
-        val_edges: list[Edge],
-        test_edges: list[Edge],
+        setup: RunSetup,
         on_epoch: Callable[[dict], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> None:
-        self.model, self.reg, self.opt, self.split, self.spec = model, reg, opt, split, spec
-        self.graph = graph
-        self.val_edges, self.test_edges = val_edges, test_edges
+        self.model, self.reg, self.opt, self.setup = model, reg, opt, setup
+        self.spec, self.split = setup.spec, setup.split
+        self.val_edges, self.test_edges = setup.val_edges, setup.test_edges
         self.on_epoch, self.should_stop = on_epoch, should_stop
         self.best_epoch, self.best_model_state = None, None
         self.last_val = None  # the last epoch's validation metrics, kept to avoid re-scoring
         self.aux_seconds = self.train_seconds = 0.0
-        t = spec.training
-        steps = t.epochs * math.ceil(split.x_train.shape[0] / t.batch_size)
-        self.reg_schedule = regressor_lr_schedule(reg, steps, spec.regressor.lr_schedule)
+        t = self.spec.training
+        steps = t.epochs * math.ceil(self.split.x_train.shape[0] / t.batch_size)
+        self.reg_schedule = regressor_lr_schedule(reg, steps, self.spec.regressor.lr_schedule)
 
     def _validate(self) -> dict | None:
         if not self.val_edges:
@@ -297,6 +509,7 @@ class _EpochLoop:
                 "val_mrr": val and val["mrr"],
                 "best_epoch": self.best_epoch or (None if val else epoch),
                 "seconds": seconds,
+                "stage": "training",
             }
             history.append(record)
             if bar is not None:
@@ -308,19 +521,21 @@ class _EpochLoop:
             bar.close()
         return history
 
-    def result(self, history: list[dict], device: torch.device) -> TrainResult:
-        model, reg = self.model, self.reg
+    def replica_run(self, history: list[dict], replica: int, seed: int) -> ReplicaRun:
+        model, reg, setup = self.model, self.reg, self.setup
         last = {"validation": self.last_val, "test_edges": self._score_test()}
         if self.best_epoch is not None and self.best_epoch < len(history):
             reg.load_best()
             model.load_state_dict(self.best_model_state)
         best_epoch = self.best_epoch or len(history)
+        if self.on_epoch:
+            self.on_epoch({**history[-1], "stage": "scoring"})
         t0 = time.perf_counter()
         scorers, score_rows = self._pair_scores()
         scorer_seconds = time.perf_counter() - t0
         name = self.spec.regressor.scorer
         # the restored W scores validation exactly as it did when it was saved
-        per_scorer = {k: self._scorer_metrics(v) for k, v in scorers.items()}
+        per_scorer = {k: setup.scorer_metrics(v.scores, v.n_scored) for k, v in scorers.items()}
         chosen = per_scorer[name]
         metrics = {
             "best_epoch": best_epoch,
@@ -330,7 +545,7 @@ class _EpochLoop:
             "scorers": per_scorer,
             "score_test": {"rows": score_rows, "epoch": best_epoch, "samples": "training"},
             "history": history,
-            "device": str(device),
+            "device": str(setup.device),
             "timing": {
                 "train_seconds": self.train_seconds,
                 "aux_step_seconds": self.aux_seconds,
@@ -340,64 +555,26 @@ class _EpochLoop:
             "validation_edges": [list(e) for e in self.val_edges],
             "last_epoch": last,
         }
-        table = scorers[name]
-        edges = edge_table(table.scores, reg.node_names, reg.in_graph.cpu().numpy(), table.p_values)
-        confirmation, metrics["confirm"] = self._confirm(edges)
-        return TrainResult(
-            node_names=list(reg.node_names),
+        return ReplicaRun(
+            replica=replica,
+            seed=seed,
+            scores=scorers,
             weights=reg.W.detach().cpu().numpy().copy(),
-            edges=with_confirmation(edges, confirmation),
             metrics=metrics,
-            history=history,
-            best_epoch=best_epoch,
-            device=str(device),
             model_state=_cpu_state(model),
             regressor_state=_cpu_state(reg),
-            scaler=self.split.scaler,
             model=model,
             regressor=reg,
         )
 
-    def _training_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        bs, x, y = self.spec.training.batch_size, self.split.x_train, self.split.y_train
-        return [(x[i : i + bs], y[i : i + bs]) for i in range(0, x.shape[0], bs)]
-
-    def _confirm(self, edges: pd.DataFrame) -> tuple[EdgeConfirmation | None, dict | None]:
-        """Confirm the table's top ``confirm.top`` scored candidates at the restored
-        checkpoint (training rows fit, test rows judge); ``(None, None)`` when off."""
-        top = self.spec.confirm.top
-        if top == 0:
-            return None, None
-        t0 = time.perf_counter()
-        scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
-        pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()[:top]
-        c = confirm_edges(
-            self.model,
-            self.graph,
-            pairs,
-            self._training_batches(),
-            self.split.x_test,
-            self.split.y_test,
-        )
-        return c, {
-            "top": top,
-            "n_confirmed": int(c.src.size),
-            "discoveries_q_0_1": int((c.q_values < 0.1).sum()),
-            "train_rows": c.n_train_rows,
-            "heldout_rows": c.n_heldout_rows,
-            "seconds": time.perf_counter() - t0,
-        }
-
     def _pair_scores(self) -> tuple[dict[str, PairScores], int]:
         """Every scorer's ``[N, N]`` scores and p-values at the restored checkpoint, and the
         number of training rows the score test used (one eval-mode pass, fixed model)."""
-        reg, split = self.reg, self.split
+        reg, split, graph = self.reg, self.split, self.setup.graph
         x, y = split.x_train, split.y_train
-        test = ScoreTestScorer(self.model, self.graph).fit(self._training_batches())
+        test = ScoreTestScorer(self.model, graph).fit(self.setup.training_batches())
         q, q_p = test.statistic_and_pvalues()
-        base = observed_baseline(
-            self.graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE
-        )
+        base = observed_baseline(graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE)
         scores = {
             "magnitude": PairScores(reg.score_matrix().cpu().numpy(), reg.p_values()),
             "score_test": PairScores(q, q_p),
@@ -405,20 +582,6 @@ class _EpochLoop:
             "hybrid": hybrid_scores(base, q, q_p, test.n_pairs),
         }
         return scores, test.n_rows
-
-    def _scorer_metrics(self, scores: PairScores) -> dict:
-        """Validation and test-edge metrics of one scorer (unscored pairs rank last)."""
-        names, in_graph = self.reg.node_names, self.reg.in_graph.cpu().numpy()
-        out: dict = {"n_scored": scores.n_scored, "validation": None, "test_edges": None}
-        for key, pos, other in (
-            ("validation", self.val_edges, self.test_edges),
-            ("test_edges", self.test_edges, self.val_edges),
-        ):
-            if pos:
-                out[key] = edge_metrics.named_pair_metrics(
-                    scores.scores, in_graph, names, pos, exclude=other
-                )
-        return out
 
 
 def _cpu_state(module: torch.nn.Module) -> dict:

@@ -75,13 +75,16 @@ def validate_spec(graph: GSNNGraph, spec: TrainSpec) -> None:
 PROCESS_BYTES = 512 * 2**20  # the interpreter, torch, pandas
 PAIR_BYTES = 400  # per function-node pair: W and its optimizer state, the score test's
 # U and V, every scorer's scores and p-values, the edge table
+REPLICA_PAIR_BYTES = 28  # per replica and pair when a job combines its replicas
 
 
 def estimate_job_bytes(graph: GSNNGraph, spec: TrainSpec, n_rows: int) -> int:
     """A job's estimated peak memory on one device: ``PROCESS_BYTES + PAIR_BYTES * N^2``
     plus the activations of a batch (about ``3 C + 2 E`` float32 per row and block, for the
     model and the regressor's caches), the data (``n_rows`` x columns, a few copies) and,
-    with ``confirm.top``, one chunk of the confirmation's variants."""
+    with ``confirm.top``, one chunk of the confirmation's variants; with ``replicas``,
+    what combining them holds (each replica's scores and p-values in float64, W in
+    float32, and the stacked standardised scores)."""
     n = len(graph.node_names_dict["function"])
     m = spec.model
     n_edges = sum(int(np.asarray(e).shape[1]) for e in graph.edge_index_dict.values()) + n
@@ -93,6 +96,7 @@ def estimate_job_bytes(graph: GSNNGraph, spec: TrainSpec, n_rows: int) -> int:
         + 2 * spec.training.batch_size * per_row
         + 3 * 4 * n_rows * columns
         + (CONFIRM_CHUNK_BYTES if spec.confirm.top else 0)
+        + (REPLICA_PAIR_BYTES * spec.replicas * n * n if spec.replicas > 1 else 0)
     )
 
 

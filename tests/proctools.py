@@ -125,10 +125,10 @@ class ServiceProcess:
         self._log.close()
 
 
-def start_worker(settings: Settings, log_path: Path) -> ServiceProcess:
+def start_worker(settings: Settings, log_path: Path, concurrency: int = 1) -> ServiceProcess:
     """``gsnn-edges worker`` reading the same ``settings`` as the test's own context."""
     return ServiceProcess(
-        ["worker", "--loglevel", "info"],
+        ["worker", "--loglevel", "info", "--concurrency", str(concurrency)],
         log_path,
         data_dir=settings.data_dir,
         database_url=settings.resolved_database_url,

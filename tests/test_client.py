@@ -207,3 +207,16 @@ def test_client_context_manager_closes_own_http():
 
 def _key(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def test_client_job_with_replicas_serves_the_combined_table(server, inputs):
+    c = server.client()
+    job = c.submit_job(*inputs, **SMALL, replicas=2)
+    assert [r["status"] for r in job["replicas"]] == ["queued", "queued"]
+    server.run_pending()  # both replicas, then the job the last one queued
+    done = c.wait(job["id"], timeout=5)
+    assert done["status"] == "succeeded"
+    assert [r["status"] for r in done["replicas"]] == ["succeeded", "succeeded"]
+    edges = c.edges(job["id"])
+    assert edges["stability"].between(0, 1).all() and (edges["score_se"] >= 0).all()
+    assert c.metrics(job["id"])["ensemble"]["replicas"] == 2

@@ -119,6 +119,19 @@ def test_client_verbs_submit_wait_status_and_edges(url, files, frame, capsys, tm
     assert code == 0 and "job " in out and "graph " not in out and "gsnn-edges status" in out
 
 
+def test_client_verbs_status_of_a_job_with_replicas(url, files, capsys, tmp_path):
+    common = ("--url", url, "--api-key", KEY)
+    spec = json.loads((files / "spec.json").read_text())
+    (tmp_path / "spec.json").write_text(json.dumps({**spec, "replicas": 2}))
+    inputs = ("--graph", str(files / "graph.json"), "--data", str(files / "data.parquet"))
+    argv = ("submit", *common, *inputs, "--spec", str(tmp_path / "spec.json"), "--wait")
+    code, out, _ = _run(capsys, *argv, "--poll", "0.1")
+    assert code == 0 and "status   succeeded" in out, out
+    code, out, _ = _run(capsys, "status", _ids(out)["job"], *common)
+    assert "stage confirming" in out  # the combined table's top 3 were confirmed last
+    assert "replica  0: succeeded, epoch 2/2" in out and "replica  1: succeeded" in out
+
+
 def test_client_verbs_api_key_defaults_to_env(url, monkeypatch, capsys):
     monkeypatch.setenv("GSNN_EDGES_API_KEY", "wrong")
     code, _, err = _run(capsys, "status", "job_x", "--url", url)

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from gsnn_edges.ensemble import combine_replicas, replica_seed
 from gsnn_edges.experiment import fit_posthoc, posthoc_baseline, run_benchmark
 from gsnn_edges.inference.regressor import LR_FLOOR, MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.metrics import bh_qvalues, edge_table_metrics
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.spec import SpecValidationError, TrainSpec
-from gsnn_edges.train import TrainingCancelled, train_joint
+from gsnn_edges.train import RunSetup, TrainingCancelled, train_joint, train_replica
 
 import references
 
@@ -41,7 +42,9 @@ def test_train_joint_is_deterministic_for_a_seed(bench, frame):
 def test_train_joint_history_callbacks_and_last_epoch_without_validation(bench, frame):
     seen = []
     res = train_joint(bench.partial, frame, _small_spec(), on_epoch=seen.append)
-    assert [r["epoch"] for r in seen] == [1, 2, 3]
+    assert [(r["epoch"], r["stage"]) for r in seen] == [
+        (1, "training"), (2, "training"), (3, "training"), (3, "scoring")
+    ]  # fmt: skip
     assert res.best_epoch == 3 and res.metrics["validation"] is None
     assert res.metrics["test"]["r2"] is not None and np.isfinite(res.metrics["test"]["loss"])
     assert res.device == "cpu" and res.weights.shape == (12, 12)
@@ -105,6 +108,52 @@ def test_train_joint_confirms_the_tables_top_candidates(bench, frame):
     m = res.metrics["confirm"]
     assert m["n_confirmed"] == 7 and m["heldout_rows"] == 120 and m["train_rows"] == 480
     assert train_joint(bench.partial, frame, _small_spec(epochs=1)).metrics["confirm"] is None
+
+
+def test_train_joint_replicas_combine_independent_runs_on_one_split(bench, frame):
+    """replicas=3: three runs that differ only in their random numbers, combined by the
+    ensemble functions; replica 0 is the one-replica run; the confirmation runs once."""
+    spec = _small_spec(epochs=2)
+    spec.model.dropout = 0.2
+    spec.validation.edges = bench.held_out[:3]
+    spec.replicas, spec.confirm.top = 3, 4
+    seen = []
+    res = train_joint(
+        bench.partial, frame, spec, test_edges=bench.held_out[3:], on_epoch=seen.append
+    )
+    stages = [(r.get("replica"), r["epoch"], r["stage"]) for r in seen]
+    per_replica = [(e, "training") for e in (1, 2)] + [(2, "scoring")]
+    assert stages == [(r, *s) for r in range(3) for s in per_replica] + [
+        (None, 2, "combining"), (None, 2, "confirming")
+    ]  # fmt: skip
+    setup = RunSetup.prepare(bench.partial, frame, spec, bench.held_out[3:])
+    runs = [train_replica(setup, r) for r in range(3)]
+    single = spec.model_copy(update={"replicas": 1})
+    alone = train_joint(bench.partial, frame, single, test_edges=bench.held_out[3:])
+    np.testing.assert_array_equal(runs[0].weights, alone.weights)  # replica 0 = one replica
+    assert not np.array_equal(runs[0].weights, runs[1].weights)
+    m = res.metrics
+    assert [r["seed"] for r in m["replicas"]] == [replica_seed(0, r) for r in range(3)]
+    assert [r["test"] for r in m["replicas"]] == [r.metrics["test"] for r in runs]
+    assert m["ensemble"] == {"replicas": 3, "combine": "rank", "stability_top_k": 100}
+    assert m["test"]["r2"] == pytest.approx(np.mean([r.metrics["test"]["r2"] for r in runs]))
+    ens = combine_replicas(
+        [r.scores["hybrid"].scores for r in runs],
+        [r.scores["hybrid"].p_values for r in runs],
+        setup.in_graph(),
+    )
+    e = res.edges
+    i, j = e.src_idx.to_numpy(), e.dst_idx.to_numpy()
+    np.testing.assert_allclose(e["score"], ens.scores[i, j])
+    np.testing.assert_allclose(e["p_value"], ens.p_values[i, j])
+    np.testing.assert_allclose(e["stability"], ens.stability[i, j])
+    np.testing.assert_allclose(e["score_se"], ens.score_se[i, j])
+    cand = e.loc[~e.has_edge]
+    assert cand.stability.between(0, 1).all() and e.loc[e.has_edge].stability.isna().all()
+    assert int(e.confirmed.sum()) == 4 and cand.confirmed.iloc[:4].all()
+    _, from_table = edge_table_metrics(e, bench.held_out[:3], exclude=bench.held_out[3:])
+    assert from_table == pytest.approx(m["validation"])
+    np.testing.assert_allclose(res.weights, np.mean([r.weights for r in runs], axis=0))
 
 
 def test_train_joint_holdout_fraction_hides_graph_edges(bench, frame):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
+from celery import Celery, group
 
-from gsnn_edges.service.context import Enqueue
+from gsnn_edges.service.context import Enqueue, EnqueueMany
 from gsnn_edges.service.settings import Settings
 
 RUN_JOB = "gsnn_edges.run_job"
@@ -64,6 +64,17 @@ def celery_enqueue(app: Celery, settings: Settings) -> Enqueue:
         app.send_task(RUN_JOB, args=[job_id], queue=settings.queue_name)
 
     return enqueue
+
+
+def celery_enqueue_group(app: Celery, settings: Settings) -> EnqueueMany:
+    """``enqueue_many(job_ids)``: one ``gsnn_edges.run_job`` message per job, sent as a
+    Celery group (a job's replicas, for as many free workers as there are)."""
+
+    def enqueue_many(job_ids: list[str]) -> None:
+        sig = lambda job_id: app.signature(RUN_JOB, args=[job_id], queue=settings.queue_name)
+        group(sig(j) for j in job_ids).apply_async()
+
+    return enqueue_many
 
 
 def broker_ping(app: Celery, settings: Settings) -> Callable[[], None]:

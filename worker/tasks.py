@@ -9,18 +9,17 @@ from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.runner import run_next_job
 from gsnn_edges.service.settings import get_settings
 from worker.app import app
-from worker.config import RUN_JOB
+from worker.config import RUN_JOB, celery_enqueue
 
 log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
 def _ctx() -> ServiceContext:
-    """Service context of this process, built lazily (after fork) and migrated.
-
-    No enqueue: running a job never queues one (the default fails loudly if it did).
-    """
-    return ServiceContext.from_settings(get_settings())
+    """Service context of this process, built lazily (after fork) and migrated. Its
+    queue sends one kind of message: a job whose last replica this worker finished."""
+    settings = get_settings()
+    return ServiceContext.from_settings(settings, enqueue=celery_enqueue(app, settings))
 
 
 @app.task(name=RUN_JOB)  # late acks come from task_acks_late in worker.config

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 
 from api.deps import Ctx, PagingDep, Tenant
 from api.errors import problem_responses
-from api.schemas.jobs import JobCreate, JobList, JobOut
+from api.schemas.jobs import EpochList, JobCreate, JobList, JobOut
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import jobs as svc
 
@@ -61,6 +61,29 @@ def submit_job(
 )
 def get_job(job_id: str, ctx: Ctx, tenant: Tenant) -> JobOut:
     return JobOut.model_validate(svc.get_job(ctx, tenant, job_id))
+
+
+@router.get(
+    "/{job_id}/epochs",
+    response_model=EpochList,
+    responses=problem_responses(401, 404, 422),
+    summary="A job's finished epochs",
+)
+def job_epochs(
+    job_id: str,
+    ctx: Ctx,
+    tenant: Tenant,
+    since: Annotated[int, Query(ge=0, description="Only epochs after this one.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 1000,
+    replica: Annotated[
+        int | None, Query(ge=0, description="Jobs with replicas: which one (default 0).")
+    ] = None,
+) -> EpochList:
+    """Every finished epoch of the job's current attempt (train and regressor loss,
+    validation AUC/MRR, best epoch so far), available while it trains: poll with
+    ``since`` set to the last epoch you have for the new ones."""
+    chosen, items = svc.epoch_history(ctx, tenant, job_id, replica, since, limit)
+    return EpochList(replica=chosen, items=items)
 
 
 @router.get("", response_model=JobList, responses=problem_responses(401, 422), summary="List jobs")

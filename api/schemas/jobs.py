@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.schemas.common import Page
 from gsnn_edges.job_status import JobStatus
@@ -32,11 +32,31 @@ class Progress(BaseModel):
     val_auc: float | None = Field(None, description="Validation AUC, if validation is set.")
     val_mrr: float | None = Field(None, description="Validation MRR, if validation is set.")
     best_epoch: int | None = Field(None, description="Epoch of the best checkpoint so far.")
+    stage: str | None = Field(
+        None,
+        description="What the job does now: 'training' (epochs), then 'scoring' (every "
+        "pair at the kept checkpoint), 'combining' (a job with replicas, once they are "
+        "done), 'confirming' (with confirm.top).",
+    )
 
 
 class JobError(BaseModel):
     type: str = Field(description="Error class, e.g. SpecValidationError or WorkerLost.")
     message: str = Field(description="What went wrong and what to change.")
+
+
+class ReplicaOut(BaseModel):
+    """One replica of a job with ``spec.replicas > 1`` (trained by a worker of its own)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    replica: int = Field(description="Replica index (0 trains with training.seed).")
+    status: JobStatus = Field(description="queued -> running -> succeeded|failed|cancelled.")
+    progress: Progress | None = Field(description="Progress of its last finished epoch.")
+    error: JobError | None = Field(description="Why it failed; null otherwise.")
+    device: str | None = Field(description="Device it runs or ran on.")
+    attempts: int = Field(description="How many times a worker has claimed it.")
+    started_at: datetime | None = Field(description="First start time (UTC).")
+    finished_at: datetime | None = Field(description="Time it reached a terminal status.")
 
 
 class JobOut(BaseModel):
@@ -57,6 +77,34 @@ class JobOut(BaseModel):
     created_at: datetime = Field(description="Submission time (UTC).")
     started_at: datetime | None = Field(description="First start time (UTC).")
     finished_at: datetime | None = Field(description="Time it reached a terminal status.")
+    replicas: list[ReplicaOut] | None = Field(
+        None,
+        validation_alias="children",
+        description="Jobs with spec.replicas > 1: each replica's status and progress (they "
+        "train at once on free workers; the job then combines them). Null otherwise.",
+    )
+
+    @field_validator("replicas", mode="before")
+    @classmethod
+    def _none_without_replicas(cls, value: Any) -> Any:
+        return value or None
+
+    @model_validator(mode="after")
+    def _progress_of_the_slowest_replica(self) -> JobOut:
+        """While its replicas train, a job's progress is its slowest replica's."""
+        if self.progress is None and self.replicas:
+            running = [r.progress for r in self.replicas if r.progress is not None]
+            self.progress = min(running, key=lambda p: p.epoch or 0, default=None)
+        return self
+
+
+class EpochItem(Progress):
+    seconds: float | None = Field(None, description="Wall-clock time of the epoch.")
+
+
+class EpochList(BaseModel):
+    replica: int | None = Field(description="The replica they belong to (jobs with replicas).")
+    items: list[EpochItem] = Field(description="Finished epochs after 'since', in order.")
 
 
 class JobList(Page):

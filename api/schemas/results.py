@@ -42,6 +42,16 @@ class EdgeItem(BaseModel):
     confirm_q_value: float | None = Field(
         None, description="Benjamini-Hochberg q-value of confirm_p_value over confirmed pairs."
     )
+    stability: float | None = Field(
+        None,
+        description="Jobs with replicas > 1: share of replicas that rank the pair among their "
+        "top 100 candidates; null for pairs already in the graph and for one-replica jobs.",
+    )
+    score_se: float | None = Field(
+        None,
+        description="Jobs with replicas > 1: standard error over replicas of the pair's "
+        "combined score (a mean percentile rank); null otherwise.",
+    )
 
 
 class EdgePage(Page):
@@ -122,6 +132,29 @@ class LastEpochMetrics(BaseModel):
     test_edges: RankMetrics | None = Field(None, description="On the test edges.")
 
 
+class EnsembleInfo(BaseModel):
+    replicas: int | None = Field(None, description="Replicas combined.")
+    combine: str | None = Field(None, description="How their scores combine: 'rank'.")
+    stability_top_k: int | None = Field(
+        None, description="The top-k of each replica that the stability column counts."
+    )
+
+
+class ReplicaMetrics(BaseModel):
+    replica: int | None = Field(None, description="Replica index (0 is training.seed's).")
+    seed: int | None = Field(None, description="The replica's seed.")
+    best_epoch: int | None = Field(None, description="Its checkpoint epoch.")
+    validation: RankMetrics | None = Field(None, description="Its own table on validation.")
+    test: TestMetrics | None = Field(None, description="Its held-out loss, r2 and test edges.")
+    scorers: dict[str, ScorerMetrics] | None = Field(
+        None,
+        description="Every scorer of the replica (library runs; the service keeps "
+        "the job's scorer).",
+    )
+    device: str | None = Field(None, description="Device it trained on.")
+    timing: Timing | None = Field(None, description="Its wall-clock timings (seconds).")
+
+
 class MetricsOut(BaseModel):
     best_epoch: int | None = Field(None, description="Epoch of the kept checkpoint.")
     scorer: str | None = Field(None, description="The scorer behind the edge table.")
@@ -152,6 +185,15 @@ class MetricsOut(BaseModel):
     )
     last_epoch: LastEpochMetrics | None = Field(
         None, description="The regressor's W at the last epoch (before the checkpoint restore)."
+    )
+    ensemble: EnsembleInfo | None = Field(
+        None,
+        description="Jobs with replicas > 1: how the table combines them (null otherwise). "
+        "validation, test.edges and scorers then describe the combined table; test.loss and "
+        "test.r2 are the replicas' means; history, best_epoch and last_epoch are replica 0's.",
+    )
+    replicas: list[ReplicaMetrics] | None = Field(
+        None, description="Jobs with replicas > 1: each replica's own figures."
     )
 
 

@@ -155,6 +155,7 @@ def _submit(args: argparse.Namespace) -> int:
             training=spec.get("training"),
             validation=spec.get("validation"),
             confirm=spec.get("confirm"),
+            replicas=spec.get("replicas"),
             idempotency_key=args.idempotency_key,
         )
         print(f"job      {job['id']}  {job['status']}")
@@ -179,7 +180,13 @@ def _print_job(job: dict[str, Any]) -> None:
                 parts.append(f"{key} {prog[key]:.4f}")
         if prog.get("best_epoch") is not None:
             parts.append(f"best_epoch {prog['best_epoch']}")
+        if prog.get("stage"):
+            parts.append(f"stage {prog['stage']}")
         print("progress " + ", ".join(parts))
+    for r in job.get("replicas") or []:
+        rp = r.get("progress") or {}
+        epoch = f", epoch {rp.get('epoch')}/{rp.get('epochs')}" if rp else ""
+        print(f"replica  {r['replica']}: {r['status']}{epoch}")
     if job.get("device"):
         print(f"device   {job['device']}")
     if job.get("error"):

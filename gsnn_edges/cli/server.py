@@ -54,12 +54,13 @@ def celery_app(settings: Settings, **options: Any) -> FastAPI:
     """The API app wired to the Celery queue of ``settings`` (``api`` never imports the
     worker package: this adapter assembles the two)."""
     from api.app import create_app
-    from worker.config import broker_ping, celery_enqueue, create_celery
+    from worker.config import broker_ping, celery_enqueue, celery_enqueue_group, create_celery
 
     celery = create_celery(settings)
     return create_app(
         settings,
         enqueue=celery_enqueue(celery, settings),
+        enqueue_many=celery_enqueue_group(celery, settings),
         broker_ping=broker_ping(celery, settings),
         **options,
     )

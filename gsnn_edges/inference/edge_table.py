@@ -31,8 +31,10 @@ def edge_table(
     *,
     exclude_self: bool = True,
     score_col: str = "score",
+    columns: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """All scored pairs as a DataFrame sorted by score, descending.
+    """All scored pairs as a DataFrame sorted by score, descending; ``columns`` adds
+    more ``[N, N]`` per-pair values (e.g. a replicated job's ``stability``).
 
     Node names are pandas categoricals (codes into ``names``), so the table costs a few
     bytes per row even at millions of pairs.
@@ -50,6 +52,7 @@ def edge_table(
     src, dst = np.divmod(order, n)
     p = p_values.reshape(-1)[order]
     categories = pd.Index(list(names))
+    extra = {k: np.asarray(v).reshape(-1)[order] for k, v in (columns or {}).items()}
     return pd.DataFrame(
         {
             "src_func": pd.Categorical.from_codes(src, categories=categories),
@@ -60,6 +63,7 @@ def edge_table(
             "has_edge": in_graph.reshape(-1)[order],
             "p_value": p,
             "q_value": bh_qvalues(p),
+            **extra,
         }
     )
 

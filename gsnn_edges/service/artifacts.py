@@ -29,6 +29,10 @@ JOB_FILES = {
     "metrics": "metrics.json",
     "model": "model.pt",
     "regressor": "regressor.pt",
+    # a replica job's scores and p-values of the job's scorer, [N, N] float64, which the
+    # job combines (service.replicas)
+    "replica_scores": "scores.npy",
+    "replica_p_values": "p_values.npy",
 }
 
 

@@ -11,6 +11,7 @@ from gsnn_edges.service.db import Database
 from gsnn_edges.service.settings import Settings
 
 Enqueue = Callable[[str], None]
+EnqueueMany = Callable[[list[str]], None]
 
 
 def new_id(prefix: str) -> str:
@@ -24,17 +25,33 @@ def _no_queue(job_id: str) -> None:
 
 @dataclass
 class ServiceContext:
-    """Settings, database, artifact store and the job queue (``enqueue(job_id)``)."""
+    """Settings, database, artifact store and the job queue: ``enqueue(job_id)``, and
+    ``enqueue_many(job_ids)`` for jobs meant to run at once (a job's replicas; Celery
+    sends them as a group; by default one ``enqueue`` each)."""
 
     settings: Settings
     db: Database
     store: ArtifactStore
     enqueue: Enqueue = field(default=_no_queue)
+    enqueue_many: EnqueueMany | None = None
+
+    def __post_init__(self) -> None:
+        if self.enqueue_many is None:
+            self.enqueue_many = self._enqueue_each
+
+    def _enqueue_each(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:  # reads self.enqueue at call time (tests may swap it)
+            self.enqueue(job_id)
 
     @classmethod
-    def from_settings(cls, settings: Settings, enqueue: Enqueue | None = None) -> ServiceContext:
+    def from_settings(
+        cls,
+        settings: Settings,
+        enqueue: Enqueue | None = None,
+        enqueue_many: EnqueueMany | None = None,
+    ) -> ServiceContext:
         """Open the database (migrating it to the newest schema) and the artifact store."""
         db = Database(settings)
         db.migrate()
         store = ArtifactStore(settings.data_dir / "artifacts")
-        return cls(settings=settings, db=db, store=store, enqueue=enqueue or _no_queue)
+        return cls(settings, db, store, enqueue or _no_queue, enqueue_many)

@@ -130,7 +130,34 @@ def submit_job(
             return _replay(existing, digest)
     _check_quota(ctx, tenant)
     validate_job(ctx, tenant, graph_id, dataset_id, spec)
-    job = Job(
+    job = _new_job(tenant, graph_id, dataset_id, spec)
+    job.idempotency_key, job.request_hash = idempotency_key, digest
+    # a job of several replicas runs as one job per replica plus itself, the join
+    # (service.replicas): the replicas go to the queue now, the job once they succeed
+    replicas = [
+        _new_job(tenant, graph_id, dataset_id, spec, parent_id=job.id, replica=r)
+        for r in range(int(spec.get("replicas") or 1))
+    ]
+    replicas = replicas if len(replicas) > 1 else []
+    with ctx.db.session() as session:
+        try:
+            job = repo.add_job(session, job, replicas)
+        except repo.DuplicateIdempotencyKey:
+            existing = repo.find_job_by_idempotency_key(session, tenant, idempotency_key or "")
+            return _replay(existing, digest)
+    _enqueue(ctx, job.id, [r.id for r in replicas] or [job.id])
+    return Submitted(job=get_job(ctx, tenant, job.id), replayed=False)
+
+
+def _new_job(
+    tenant: str,
+    graph_id: str,
+    dataset_id: str,
+    spec: dict[str, Any],
+    parent_id: str | None = None,
+    replica: int | None = None,
+) -> Job:
+    return Job(
         id=new_id("job"),
         tenant=tenant,
         graph_id=graph_id,
@@ -139,30 +166,25 @@ def submit_job(
         spec=spec,
         attempts=0,
         cancel_requested=False,
-        idempotency_key=idempotency_key,
-        request_hash=digest,
+        parent_id=parent_id,
+        replica=replica,
     )
-    with ctx.db.session() as session:
-        try:
-            job = repo.add_job(session, job)
-        except repo.DuplicateIdempotencyKey:
-            existing = repo.find_job_by_idempotency_key(session, tenant, idempotency_key or "")
-            return _replay(existing, digest)
-    _enqueue(ctx, job.id)
-    return Submitted(job=get_job(ctx, tenant, job.id), replayed=False)
 
 
-def _enqueue(ctx: ServiceContext, job_id: str) -> None:
+def _enqueue(ctx: ServiceContext, job_id: str, messages: list[str]) -> None:
+    """Send ``messages`` (job ids) for job ``job_id``: its own id, or its replicas'."""
     try:
-        ctx.enqueue(job_id)
+        ctx.enqueue_many(messages)
     except Exception as exc:  # any broker failure
         log.exception("could not enqueue job %s", job_id)
         error = {"type": "BrokerUnavailable", "message": f"could not queue the job: {exc}"}
         with ctx.db.session() as session:
-            repo.fail_queued(session, job_id, error)
+            for failed in {job_id, *messages}:
+                repo.fail_queued(session, failed, error)
         raise ServiceUnavailableError(f"the job queue is unavailable: {exc}") from exc
     with ctx.db.session() as session:  # after the send: a lost record only means a resend
-        repo.mark_sent(session, job_id)
+        for sent in messages:
+            repo.mark_sent(session, sent)
 
 
 def get_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
@@ -188,4 +210,39 @@ def cancel_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
         raise ConflictError(f"job {job_id!r} already {job.status}; it cannot be cancelled")
     with ctx.db.session() as session:
         repo.request_cancel(session, job_id)
+        for replica in job.children:  # each stops at its next epoch boundary
+            repo.request_cancel(session, replica.id)
     return get_job(ctx, tenant, job_id)
+
+
+def epoch_history(
+    ctx: ServiceContext,
+    tenant: str,
+    job_id: str,
+    replica: int | None = None,
+    since: int = 0,
+    limit: int = 1000,
+) -> tuple[int | None, list[dict]]:
+    """``(replica, records)``: the finished epochs of a job's current attempt after epoch
+    ``since`` (at most ``limit``), while it runs and after; for a job with replicas,
+    those of replica ``replica`` (default 0; None for a job without replicas).
+
+    Raises:
+        NotFoundError: no such job of the tenant.
+        InvalidInputError: ``replica`` names no replica of the job.
+    """
+    job = get_job(ctx, tenant, job_id)
+    source, chosen = job.id, None
+    if job.children:
+        chosen = replica or 0
+        match = [c.id for c in job.children if c.replica == chosen]
+        if not match:
+            raise InvalidInputError.at(
+                ["query", "replica"],
+                f"job {job_id!r} has replicas 0 to {len(job.children) - 1}, not {chosen}",
+            )
+        source = match[0]
+    elif replica not in (None, 0):
+        raise InvalidInputError.at(["query", "replica"], f"job {job_id!r} has no replicas")
+    with ctx.db.session() as session:
+        return chosen, repo.epoch_history(session, source, since, limit)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from gsnn_edges.job_status import JobStatus
@@ -68,7 +68,13 @@ class Dataset(Base):
 
 
 class Job(Base):
-    """One training run. ``status`` only moves forward (see ``repository``)."""
+    """One training run. ``status`` only moves forward (see ``repository``).
+
+    A job with ``spec.replicas > 1`` has one child job per replica (``parent_id``,
+    ``replica``): the children train, each on a worker of its own, and the job itself
+    runs once they have all succeeded, combining their results. Children are internal:
+    the API lists and serves only top-level jobs, with their children as ``replicas``.
+    """
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -101,3 +107,22 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", name="fk_jobs_parent_id"), nullable=True, index=True
+    )
+    replica: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # loaded with the job (one extra query for a whole page of jobs), oldest replica first
+    children: Mapped[list[Job]] = relationship(
+        lazy="selectin", order_by="Job.replica", join_depth=1
+    )
+
+
+class JobEpoch(Base):
+    """One finished epoch of a job's current attempt (its progress record), written with
+    the progress update so the curves can be drawn while the job trains."""
+
+    __tablename__ = "job_epochs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record: Mapped[dict] = mapped_column(JSON)

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gsnn_edges.job_status import JobStatus
-from gsnn_edges.service.models import Dataset, Graph, Job, utcnow
+from gsnn_edges.service.models import Dataset, Graph, Job, JobEpoch, utcnow
 
 # a tenant-owned row type
 Owned = TypeVar("Owned", Graph, Dataset, Job)
+# a _list_owned filter value: the column is NULL (jobs: not a replica of another job)
+_TOP_LEVEL = object()
 
 
 def db_now(session: Session) -> datetime:
@@ -53,7 +55,9 @@ def _list_owned(
     """A page of ``tenant``'s rows of ``model``, oldest first; None-valued filters are ignored."""
     stmt = select(model).where(model.tenant == tenant)
     for column, value in filters.items():
-        if value is not None:
+        if value is _TOP_LEVEL:
+            stmt = stmt.where(getattr(model, column).is_(None))
+        elif value is not None:
             stmt = stmt.where(getattr(model, column) == value)
     return _page(session, stmt.order_by(model.created_at, model.id), limit, offset)
 
@@ -97,14 +101,17 @@ def list_datasets(
 # --- jobs: API side -----------------------------------------------------------------
 
 
-def add_job(session: Session, job: Job) -> Job:
-    """Insert a job.
+def add_job(session: Session, job: Job, replicas: list[Job] | None = None) -> Job:
+    """Insert a job and its replica jobs, in one transaction.
 
     Raises:
         DuplicateIdempotencyKey: another job of the tenant already holds the key.
     """
     job.created_at = db_now(session)  # the one clock: lost-message checks compare it
     session.add(job)
+    for child in replicas or []:
+        child.created_at = job.created_at
+        session.add(child)
     try:
         session.commit()
     except IntegrityError as exc:
@@ -116,7 +123,9 @@ def add_job(session: Session, job: Job) -> Job:
 
 
 def get_job(session: Session, tenant: str, job_id: str) -> Job | None:
-    return _get_owned(session, Job, tenant, job_id)
+    """A top-level job of ``tenant`` (replica jobs are served inside theirs)."""
+    job = _get_owned(session, Job, tenant, job_id)
+    return job if job is not None and job.parent_id is None else None
 
 
 def load_job(session: Session, job_id: str) -> Job | None:
@@ -132,7 +141,7 @@ def find_job_by_idempotency_key(session: Session, tenant: str, key: str) -> Job 
 def list_jobs(
     session: Session, tenant: str, limit: int, offset: int, status: str | None = None
 ) -> tuple[list, int]:
-    return _list_owned(session, Job, tenant, limit, offset, status=status)
+    return _list_owned(session, Job, tenant, limit, offset, status=status, parent_id=_TOP_LEVEL)
 
 
 def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:
@@ -177,9 +186,10 @@ def fail_queued(session: Session, job_id: str, error: dict) -> bool:
 
 
 def count_active_jobs(session: Session, tenant: str) -> int:
-    """The tenant's queued and running jobs."""
+    """The tenant's queued and running jobs (a job with replicas counts once)."""
     active = Job.status.in_([JobStatus.queued, JobStatus.running])
-    n = session.scalar(select(func.count()).where(Job.tenant == tenant, active))
+    top = Job.parent_id.is_(None)
+    n = session.scalar(select(func.count()).where(Job.tenant == tenant, active, top))
     session.rollback()
     return int(n or 0)
 
@@ -192,23 +202,39 @@ def count_jobs_by_status(session: Session) -> dict[str, int]:
 # --- jobs: worker side --------------------------------------------------------------
 
 
+def _replicas_done() -> Any:
+    """True for a job none of whose replica jobs is short of ``succeeded`` (every job
+    without replicas): only then can a worker run it (combine its replicas)."""
+    child = aliased(Job)
+    waiting = exists().where(child.parent_id == Job.id, child.status != JobStatus.succeeded)
+    return ~waiting
+
+
 def claim_job(session: Session, job_id: str, token: str, device: str | None) -> bool:
-    """Atomically take a queued (or released running) job; False if not claimable."""
+    """Atomically take a queued (or released running) job whose replicas, if it has
+    any, have all succeeded, clearing an earlier attempt's epoch history; False if not
+    claimable."""
     now = db_now(session)
     claimable = (Job.status == JobStatus.queued) | (
         (Job.status == JobStatus.running) & Job.claim_token.is_(None)
     )
-    return _update(
-        session,
-        job_id,
-        [claimable, Job.cancel_requested.is_(False)],
-        status=JobStatus.running,
-        claim_token=token,
-        attempts=Job.attempts + 1,
-        heartbeat_at=now,
-        started_at=func.coalesce(Job.started_at, now),
-        device=device,
+    stmt = update(Job).where(
+        Job.id == job_id, claimable, Job.cancel_requested.is_(False), _replicas_done()
     )
+    result = session.execute(
+        stmt.values(
+            status=JobStatus.running,
+            claim_token=token,
+            attempts=Job.attempts + 1,
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, now),
+            device=device,
+        )
+    )
+    if result.rowcount == 1:  # a new attempt starts a new curve
+        session.execute(delete(JobEpoch).where(JobEpoch.job_id == job_id))
+    session.commit()
+    return result.rowcount == 1
 
 
 def _owned(token: str) -> list:
@@ -221,7 +247,28 @@ def heartbeat(session: Session, job_id: str, token: str) -> bool:
 
 
 def save_progress(session: Session, job_id: str, token: str, progress: dict) -> bool:
-    return _update(session, job_id, _owned(token), progress=progress, heartbeat_at=db_now(session))
+    """Record the owned job's progress; a training epoch's record (``stage`` training)
+    also joins the job's epoch history, in the same transaction. False when the claim
+    was lost (and nothing is written)."""
+    owned = update(Job).where(Job.id == job_id, *_owned(token))
+    result = session.execute(owned.values(progress=progress, heartbeat_at=db_now(session)))
+    if result.rowcount == 1 and progress.get("stage") == "training":
+        session.merge(JobEpoch(job_id=job_id, epoch=int(progress["epoch"]), record=progress))
+    session.commit()
+    return result.rowcount == 1
+
+
+def epoch_history(session: Session, job_id: str, since: int = 0, limit: int = 1000) -> list[dict]:
+    """The job's epoch records after epoch ``since``, in order, at most ``limit``."""
+    stmt = (
+        select(JobEpoch.record)
+        .where(JobEpoch.job_id == job_id, JobEpoch.epoch > since)
+        .order_by(JobEpoch.epoch)
+        .limit(limit)
+    )
+    records = list(session.scalars(stmt))
+    session.rollback()
+    return records
 
 
 @dataclass(frozen=True)
@@ -326,7 +373,11 @@ class UnclaimedJob:
 
 def _unclaimed() -> list:
     running_released = (Job.status == JobStatus.running) & Job.claim_token.is_(None)
-    return [(Job.status == JobStatus.queued) | running_released, Job.cancel_requested.is_(False)]
+    return [
+        (Job.status == JobStatus.queued) | running_released,
+        Job.cancel_requested.is_(False),
+        _replicas_done(),
+    ]
 
 
 def next_fair_job(session: Session) -> str | None:
@@ -399,4 +450,42 @@ def end_stale(
         error=error,
         finished_at=db_now(session),
         claim_token=None,
+    )
+
+
+# --- jobs: replicas -----------------------------------------------------------------
+
+
+def replica_jobs(session: Session, parent_id: str) -> list[Job]:
+    """The replica jobs of ``parent_id``, replica 0 first."""
+    session.expire_all()
+    rows = session.scalars(select(Job).where(Job.parent_id == parent_id).order_by(Job.replica))
+    return list(rows)
+
+
+def start_parent(session: Session, parent_id: str) -> bool:
+    """Mark a job running when its first replica starts (its start time is that
+    replica's). It stays unclaimed (no worker holds it) and unclaimable until its
+    replicas have all succeeded."""
+    child = aliased(Job)
+    first_start = select(func.min(child.started_at)).where(child.parent_id == parent_id)
+    return _update(
+        session,
+        parent_id,
+        [Job.status == JobStatus.queued],
+        status=JobStatus.running,
+        started_at=func.coalesce(Job.started_at, first_start.scalar_subquery()),
+    )
+
+
+def fail_parent(session: Session, parent_id: str, error: dict) -> bool:
+    """Fail a job whose replica failed (while no worker holds the job itself)."""
+    waiting = Job.status.in_([JobStatus.queued, JobStatus.running]) & Job.claim_token.is_(None)
+    return _update(
+        session,
+        parent_id,
+        [waiting],
+        status=JobStatus.failed,
+        error=error,
+        finished_at=db_now(session),
     )

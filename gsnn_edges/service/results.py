@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gsnn_edges.edge_columns import CSV_QUOTED_START, EDGE_COLUMNS, UNCONFIRMED
+from gsnn_edges.edge_columns import COLUMN_DEFAULTS, CSV_QUOTED_START, EDGE_COLUMNS
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.edge_store import CANDIDATES, EdgeTableFile, Filter
@@ -127,10 +127,10 @@ def _csv_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
 
 
 def served_items(rows: pa.Table) -> list[dict]:
-    """Stored rows as JSON items: :data:`EDGE_COLUMNS` keys, the confirmation's
-    :data:`UNCONFIRMED` values where a table stored before it lacks them (no pandas: a
-    page is a few rows)."""
-    missing = {k: v for k, v in UNCONFIRMED.items() if k not in rows.column_names}
+    """Stored rows as JSON items: :data:`EDGE_COLUMNS` keys, the
+    :data:`~gsnn_edges.edge_columns.COLUMN_DEFAULTS` where a table lacks a column (one
+    replica; stored before the confirmation) (no pandas: a page is a few rows)."""
+    missing = {k: v for k, v in COLUMN_DEFAULTS.items() if k not in rows.column_names}
     names = [SERVED_NAMES.get(c, c) for c in rows.column_names]
     return [{**item, **missing} for item in rows.rename_columns(names).to_pylist()]
 
@@ -143,7 +143,7 @@ def served_columns(rows: pa.Table | pa.RecordBatch) -> pd.DataFrame:
     ]
     frame = pa.table(columns, names=[SERVED_NAMES.get(c, c) for c in rows.column_names])
     frame = frame.to_pandas()
-    frame = frame.assign(**{k: v for k, v in UNCONFIRMED.items() if k not in frame.columns})
+    frame = frame.assign(**{k: v for k, v in COLUMN_DEFAULTS.items() if k not in frame.columns})
     return frame[list(EDGE_COLUMNS)]
 
 

@@ -21,9 +21,19 @@ from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.heartbeat import Heartbeat
 from gsnn_edges.service.jsonsafe import to_jsonable
 from gsnn_edges.service.models import Job
+from gsnn_edges.service.replicas import settle_replica
 
 log = logging.getLogger(__name__)
-PROGRESS_KEYS = ("epoch", "epochs", "train_loss", "aux_loss", "val_auc", "val_mrr", "best_epoch")
+PROGRESS_KEYS = (
+    "epoch",
+    "epochs",
+    "train_loss",
+    "aux_loss",
+    "val_auc",
+    "val_mrr",
+    "best_epoch",
+    "stage",
+)
 
 
 class ClaimLost(Exception):
@@ -86,11 +96,18 @@ def _run_job(ctx: ServiceContext, job_id: str) -> str:
     device = _device_label((job.spec.get("training") or {}).get("device", "auto"))
     with ctx.db.session() as session:
         if not repo.claim_job(session, job_id, token, device):
-            log.info("job %s: already claimed or cancelled", job_id)
+            log.info("job %s: already claimed, cancelled or waiting for replicas", job_id)
             return "skipped"
+        if job.parent_id is not None:
+            repo.start_parent(session, job.parent_id)
     log.info("job %s started", job_id, extra={"device": device})
     with Heartbeat(ctx, job_id, token):
-        return _run_claimed(ctx, job, token, device)
+        outcome = _run_claimed(ctx, job, token, device)
+    if job.parent_id is not None and outcome != "lost":
+        ready = settle_replica(ctx, job_id)
+        if ready is not None:  # the last replica: combine them here, while warm
+            run_job(ctx, ready)
+    return outcome
 
 
 def _run_claimed(ctx: ServiceContext, job: Job, token: str, device_label: str) -> str:
@@ -209,21 +226,95 @@ def _callbacks(ctx: ServiceContext, job_id: str, token: str) -> tuple[Any, Any]:
 
 
 def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
+    """Train the job (or, for a replica job, its replica; for a job with replicas,
+    combine theirs) and store the results under this attempt; returns the device."""
     from gsnn_edges.graph import GSNNGraph
     from gsnn_edges.spec import TrainSpec
-    from gsnn_edges.train import train_joint
+    from gsnn_edges.train import RunSetup, assemble, train_replica
 
     graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
     data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
     spec = TrainSpec.from_dict(job.spec)
     on_epoch, should_stop = _callbacks(ctx, job.id, token)
-    # cancelled between claim and start: end cancelled before train_joint's setup, whose
+    # cancelled between claim and start: end cancelled before the setup, whose
     # spec/data/device errors would otherwise turn the job failed (its own check is later)
     if should_stop():
         raise _cancelled()
-    result = train_joint(graph, data, spec, on_epoch=on_epoch, should_stop=should_stop)
+    setup = RunSetup.prepare(graph, data, spec)
+    if job.parent_id is not None:
+        run = train_replica(setup, job.replica or 0, on_epoch, should_stop)
+        store_replica(ctx, job.id, run, spec.regressor.scorer, attempt=token)
+        return run.metrics["device"]
+    if spec.replicas > 1:
+        runs = _load_replicas(ctx, job.id, setup)
+    else:
+        runs = [train_replica(setup, 0, on_epoch, should_stop)]
+    result = assemble(setup, runs, on_epoch)
     store_results(ctx, job.id, result, attempt=token)  # published by finish_job
     return result.device
+
+
+def store_replica(ctx: ServiceContext, job_id: str, run: Any, scorer: str, attempt: str) -> None:
+    """Write what the job of a replica needs to combine it (a ReplicaRun): the scorer's
+    scores and p-values, W, metrics and model states."""
+    import numpy as np
+
+    store = ctx.store
+    key = lambda what: store.job_key(job_id, what, attempt)
+    scores = run.scores[scorer]
+    store.write_npy(key("replica_scores"), np.asarray(scores.scores, dtype=np.float64))
+    store.write_npy(key("replica_p_values"), np.asarray(scores.p_values, dtype=np.float64))
+    store.write_npy(key("weights"), np.asarray(run.weights, dtype=np.float32))
+    store.write_json(key("metrics"), {"replica": run.replica, "seed": run.seed, **run.metrics})
+    _write_states(ctx, job_id, attempt, run.model_state, run.regressor_state)
+
+
+def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
+    """The job's replicas as ReplicaRuns, from their published files; replica 0's model
+    is rebuilt when the confirmation needs it."""
+    import torch
+
+    from gsnn_edges.inference.scorers import PairScores
+    from gsnn_edges.train import ReplicaRun
+
+    with ctx.db.session() as session:
+        children = repo.replica_jobs(session, job_id)
+    runs = []
+    for child in children:  # one per replica: a handful of file reads
+        key = lambda what, c=child: ctx.store.job_key(c.id, what, c.result_attempt)
+        metrics = ctx.store.read_json(key("metrics"))
+        states = [
+            torch.load(io.BytesIO(ctx.store.read_bytes(key(w))), weights_only=True)
+            for w in ("model", "regressor")
+        ]
+        scores = PairScores(
+            ctx.store.read_npy(key("replica_scores")), ctx.store.read_npy(key("replica_p_values"))
+        )
+        run = ReplicaRun(
+            replica=metrics.pop("replica"),
+            seed=metrics.pop("seed"),
+            scores={setup.spec.regressor.scorer: scores},
+            weights=ctx.store.read_npy(key("weights")),
+            metrics=metrics,
+            model_state=states[0],
+            regressor_state=states[1],
+        )
+        if run.replica == 0 and setup.spec.confirm.top:
+            run.model, _ = setup.build()
+            run.model.load_state_dict(run.model_state)
+        runs.append(run)
+    return runs
+
+
+def _write_states(
+    ctx: ServiceContext, job_id: str, attempt: str | None, model: dict, regressor: dict
+) -> None:
+    import torch
+
+    for what, state in (("model", model), ("regressor", regressor)):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        ctx.store.write_bytes(ctx.store.job_key(job_id, what, attempt), buf.getvalue())
 
 
 def _cancelled() -> Exception:
@@ -236,7 +327,6 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | 
     """Write W, node names, the edge table, metrics and model states of a TrainResult
     into the attempt's own folder (``attempt``: its claim token)."""
     import numpy as np
-    import torch
 
     store = ctx.store
     key = lambda job, what: store.job_key(job, what, attempt)
@@ -247,7 +337,4 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | 
     # history, device
     store.write_edges(job_id, result.edges, attempt)
     store.write_json(key(job_id, "metrics"), result.metrics)
-    for what, state in (("model", result.model_state), ("regressor", result.regressor_state)):
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        store.write_bytes(key(job_id, what), buf.getvalue())
+    _write_states(ctx, job_id, attempt, result.model_state, result.regressor_state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apihelpers import LOCAL, assert_problem, job_body, make_client, upload
+from patching import set_existing
 
 
 def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, dataset_id):
@@ -15,6 +16,26 @@ def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, 
     assert job["status"] == "queued" and job["spec"]["regressor"]["aggregators"] == ["sum", "max"]
     assert job["spec"]["model"]["channels"] == 4 and job["spec"]["training"]["batch_size"] == 64
     assert job["spec"]["regressor"]["lr_schedule"] == "cosine"
+
+
+def test_jobs_with_replicas_queue_each_replica_and_show_them(client, queue, graph_id, dataset_id):
+    body = job_body(graph_id, dataset_id)
+    resp = client.post("/v1/jobs", json={**body, "replicas": 3})
+    assert resp.status_code == 202, resp.text
+    job = resp.json()
+    assert [r["replica"] for r in job["replicas"]] == [0, 1, 2] and len(queue) == 3
+    assert all(r["status"] == "queued" and r["progress"] is None for r in job["replicas"])
+    assert job["id"] not in queue and job["spec"]["replicas"] == 3
+    listed = client.get("/v1/jobs").json()
+    assert [j["id"] for j in listed["items"]] == [job["id"]] and listed["total"] == 1
+    for replica_id in queue:  # replicas are served inside their job only
+        assert client.get(f"/v1/jobs/{replica_id}").status_code == 404
+    single = client.post("/v1/jobs", json=body).json()
+    assert single["replicas"] is None
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel").json()
+    assert [r["status"] for r in cancelled["replicas"]] == ["cancelled"] * 3
+    too_many = client.post("/v1/jobs", json={**body, "replicas": 17})
+    assert_problem(too_many, 422, "replicas")
 
 
 def test_jobs_idempotency_key_twice_gives_one_job(client, queue, graph_id, dataset_id):
@@ -166,3 +187,31 @@ def test_estimate_job_bytes_grows_with_the_square_of_function_nodes():
     assert grow >= PAIR_BYTES * (160**2 - 40**2)
     spec.confirm.top = 10
     assert estimate_job_bytes(small, spec, 100) > estimate_job_bytes(small, TrainSpec(), 100)
+
+
+def test_jobs_epochs_are_served_while_training_and_restart_with_an_attempt(
+    client, queue, graph_id, dataset_id
+):
+    from gsnn_edges.service import repository as repo
+
+    ctx = client.app.state.ctx
+    job_id = client.post("/v1/jobs", json=job_body(graph_id, dataset_id)).json()["id"]
+    with ctx.db.session() as s:
+        assert repo.claim_job(s, job_id, "a", "cpu")
+        for epoch in (1, 2, 3):
+            record = {"epoch": epoch, "epochs": 5, "train_loss": 1.0 / epoch, "stage": "training"}
+            assert repo.save_progress(s, job_id, "a", record)
+        assert repo.save_progress(s, job_id, "a", {**record, "stage": "scoring"})
+        assert not repo.save_progress(s, job_id, "b", {**record, "epoch": 4})  # fenced out
+    got = client.get(f"/v1/jobs/{job_id}/epochs").json()
+    assert got["replica"] is None
+    assert [(i["epoch"], i["train_loss"]) for i in got["items"]] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    newer = client.get(f"/v1/jobs/{job_id}/epochs", params={"since": 2, "limit": 5}).json()
+    assert [i["epoch"] for i in newer["items"]] == [3]
+    assert_problem(client.get(f"/v1/jobs/{job_id}/epochs?replica=1"), 422, "no replicas")
+    with ctx.db.session() as s:  # the worker is lost; the next attempt starts a new curve
+        set_existing(repo.load_job(s, job_id), "claim_token", None)
+        s.commit()
+        assert repo.claim_job(s, job_id, "b", "cpu")
+    assert client.get(f"/v1/jobs/{job_id}/epochs").json()["items"] == []
+    assert client.get("/v1/jobs/nope/epochs").status_code == 404

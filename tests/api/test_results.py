@@ -75,9 +75,12 @@ def test_results_edges_filters_and_csv(client, done, bench):
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
     assert lines[0] == (
-        "src,dst,score,p_value,q_value,has_edge,confirmed,effect,confirm_p_value,confirm_q_value"
+        "src,dst,score,p_value,q_value,has_edge,confirmed,effect,confirm_p_value,confirm_q_value,"
+        "stability,score_se"
     )
     assert not any(i["confirmed"] or i["confirm_q_value"] is not None for i in page["items"])
+    # one replica: no stability or standard error, null rather than made up
+    assert all(i["stability"] is None and i["score_se"] is None for i in page["items"])
     assert len(lines) - 1 == page["total"]
     all_scores = [float(line.split(",")[2]) for line in lines[1:]]
     assert all_scores == sorted(all_scores, reverse=True)

@@ -14,11 +14,11 @@ import pytest
 from scipy import stats
 
 from gsnn_edges.edge_columns import (
+    COLUMN_DEFAULTS,
     CONFIRM_COLUMNS,
     CSV_QUOTED_START,
     EDGE_COLUMNS,
     FLOAT_EDGE_COLUMNS,
-    UNCONFIRMED,
 )
 from gsnn_edges.inference.confirm import EdgeConfirmation, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table
@@ -66,7 +66,7 @@ def synthetic_edges(n: int, seed: int = 0, confirmed: int = 6) -> pd.DataFrame:
 def reference_query(frame: pd.DataFrame, q: EdgeQuery) -> pd.DataFrame:
     """``results.query_edges`` as it was before the layout: the whole table, numpy masks."""
     frame = frame.rename(columns={"src_func": "src", "dst_func": "dst"})
-    frame = frame.assign(**{k: v for k, v in UNCONFIRMED.items() if k not in frame.columns})
+    frame = frame.assign(**{k: v for k, v in COLUMN_DEFAULTS.items() if k not in frame.columns})
     keep = np.ones(len(frame), dtype=bool)
     if q.src is not None:
         keep &= (frame["src"] == q.src).to_numpy()

@@ -10,7 +10,7 @@ from gsnn_edges.service import repository as repo
 from gsnn_edges.service.datasets import create_dataset
 from gsnn_edges.service.errors import ConflictError, IdempotencyMismatchError
 from gsnn_edges.service.graphs import create_graph
-from gsnn_edges.service.jobs import cancel_job, get_job, submit_job
+from gsnn_edges.service.jobs import cancel_job, epoch_history, get_job, submit_job
 from gsnn_edges.service.models import utcnow
 from gsnn_edges.service.reaper import reap_stale_jobs
 
@@ -267,3 +267,89 @@ def test_jobs_out_of_memory_fails_once_with_a_reason(settings, ctx, job_inputs) 
     assert failed.error["message"].startswith("out of memory: the job needed more than")
     assert "GSNN_EDGES_WORKER_MEMORY_MB" in failed.error["message"]
     assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["requeued"] == 0
+
+
+REPLICATED = {**SPEC, "replicas": 2}
+
+
+def test_jobs_replicas_train_apart_then_the_job_combines_them(ctx, queue, job_inputs) -> None:
+    from gsnn_edges.service.results import EdgeQuery, edge_page, load_metrics
+    from gsnn_edges.service.runner import run_job
+
+    job = _submit(ctx, job_inputs, spec=REPLICATED).job
+    replicas = [c.id for c in job.children]
+    assert [c.replica for c in job.children] == [0, 1] and queue == replicas  # not the job
+    with ctx.db.session() as s:
+        assert [j.id for j in repo.list_jobs(s, "t1", 10, 0)[0]] == [job.id]
+        assert repo.get_job(s, "t1", replicas[0]) is None  # served inside their job
+        assert repo.count_active_jobs(s, "t1") == 1
+    assert run_job(ctx, job.id) == "skipped"  # waits for its replicas
+    assert run_job(ctx, replicas[0]) == "succeeded"
+    assert get_job(ctx, "t1", job.id).status == "running" and queue == replicas
+    later = utcnow() + timedelta(seconds=60)
+    reap_stale_jobs(ctx, now=later)
+    assert job.id not in queue  # no message for a job whose replicas are not done
+    assert run_job(ctx, replicas[1]) == "succeeded"  # and, the last one, combined them
+    assert job.id not in queue and run_job(ctx, job.id) == "skipped"
+    done = get_job(ctx, "t1", job.id)
+    assert done.status == "succeeded" and [c.status for c in done.children] == ["succeeded"] * 2
+    assert [c.progress["stage"] for c in done.children] == ["scoring"] * 2
+    assert done.progress["stage"] == "combining" and done.progress["epoch"] == 2
+    replica, epochs = epoch_history(ctx, "t1", job.id, replica=1)
+    assert replica == 1 and [e["epoch"] for e in epochs] == [1, 2]
+    _, first = epoch_history(ctx, "t1", job.id)  # replica 0, other random numbers
+    assert [e["train_loss"] for e in first] != [e["train_loss"] for e in epochs]
+    metrics = load_metrics(ctx, "t1", job.id)
+    assert metrics["ensemble"]["replicas"] == 2 and len(metrics["replicas"]) == 2
+    _, items = edge_page(ctx, "t1", job.id, EdgeQuery(), 0, 5)
+    assert all(0 <= i["stability"] <= 1 and i["score_se"] >= 0 for i in items)
+
+
+def test_jobs_a_join_whose_last_replica_worker_died_is_sent_by_the_reaper(
+    ctx, queue, job_inputs
+) -> None:
+    job = _submit(ctx, job_inputs, spec=REPLICATED).job
+    with ctx.db.session() as s:
+        for child in job.children:  # both succeed, but the worker dies before the join
+            assert repo.claim_job(s, child.id, "t", "cpu")
+            assert repo.finish_job(s, child.id, "t", "succeeded")
+    queue.clear()
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["resent"] == 1
+    assert queue == [job.id]
+
+
+def test_jobs_a_failed_replica_fails_its_job_and_cancels_the_others(ctx, queue, job_inputs) -> None:
+    from gsnn_edges.service.runner import run_job
+
+    job = _submit(ctx, job_inputs, spec={**SPEC, "replicas": 3}).job
+    replicas = [c.id for c in job.children]
+    ctx.store.path(ctx.store.dataset_key(job_inputs[1])).unlink()  # storage lost the data
+    assert run_job(ctx, replicas[1]) == "failed"
+    failed = get_job(ctx, "t1", job.id)
+    assert failed.status == "failed" and failed.error["message"].startswith("replica 1 failed:")
+    assert [c.status for c in failed.children] == ["cancelled", "failed", "cancelled"]
+    assert run_job(ctx, replicas[0]) == "skipped" and job.id not in queue
+
+
+def test_jobs_cancel_reaches_every_replica(ctx, job_inputs) -> None:
+    job = _submit(ctx, job_inputs, spec=REPLICATED).job
+    first, second = (c.id for c in job.children)
+    assert _claim(ctx, first, "a")
+    with ctx.db.session() as s:
+        repo.start_parent(s, job.id)
+    cancelled = cancel_job(ctx, "t1", job.id)
+    assert cancelled.status == "cancelled"
+    assert [c.status for c in cancelled.children] == ["running", "cancelled"]
+    with ctx.db.session() as s:
+        assert repo.control_state(s, first, "a").cancel_requested  # stops at its next epoch
+
+
+def test_jobs_a_replica_lost_for_good_fails_its_job(ctx, queue, job_inputs) -> None:
+    job = _submit(ctx, job_inputs, spec=REPLICATED).job
+    first = job.children[0].id
+    for token in ("a", "b"):  # max_attempts = 2 claims, both workers lost
+        assert _claim(ctx, first, token)
+        reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))
+    failed = get_job(ctx, "t1", job.id)
+    assert failed.status == "failed" and failed.error["type"] == "WorkerLost"
+    assert failed.error["message"].startswith("replica 0 failed: the worker stopped")

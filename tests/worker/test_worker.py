@@ -10,7 +10,7 @@ import pytest
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.jobs import get_job, submit_job
 from gsnn_edges.service.reaper import ReaperThread
-from worker.config import celery_enqueue, create_celery
+from worker.config import celery_enqueue, celery_enqueue_group, create_celery
 
 from patching import set_existing
 from proctools import start_worker
@@ -68,6 +68,34 @@ def test_worker_cancel_running_job_ends_cancelled(ctx, worker, inputs, log_path)
     cancel_job(ctx, TENANT, job_id)
     job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 30, log_path)
     assert job.status == "cancelled" and job.progress["epoch"] < 500
+
+
+def test_worker_replicas_train_at_once_and_the_last_one_combines_them(settings, inputs, tmp_path):
+    """replicas=2 on a worker with two processes: the API's group puts both replicas on
+    the queue, they train side by side, and the worker that finishes the second runs
+    the job itself, which combines them."""
+    own = settings.model_copy(update={"queue_name": settings.queue_name + "_replicas"})
+    celery = create_celery(own)
+    ctx = ServiceContext.from_settings(
+        own, enqueue=celery_enqueue(celery, own), enqueue_many=celery_enqueue_group(celery, own)
+    )
+    log = tmp_path / "replicas.log"
+    pool = start_worker(own, log, concurrency=2)
+    try:
+        job_id = submit(ctx, inputs, epochs=3, replicas=2)
+        job = wait_for(ctx, job_id, lambda j: j.status in TERMINAL, 120, log)
+    finally:
+        pool.stop()
+        ctx.db.dispose()
+    assert job.status == "succeeded", job.error
+    first, second = job.children
+    assert first.status == second.status == "succeeded"
+    # side by side: each started before the other finished
+    assert first.started_at < second.finished_at and second.started_at < first.finished_at
+    assert job.started_at <= min(first.started_at, second.started_at)
+    assert job.attempts == 1  # claimed once, after both replicas
+    metrics = ctx.store.read_json(ctx.store.job_key(job_id, "metrics", job.result_attempt))
+    assert [r["replica"] for r in metrics["replicas"]] == [0, 1]
 
 
 @pytest.mark.slow  # a lost worker, a stale heartbeat and a rescue: ~15 s
