@@ -16,8 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# `make demo DEMO_ARGS=--serve` trains the demo's job on a served API and worker instead and
+# ends by printing its dashboard URL (then serves until Ctrl-C)
 demo: setup
-	$(VENV)/bin/gsnn-edges demo
+	$(VENV)/bin/gsnn-edges demo $(DEMO_ARGS)
 
 # `make test PYTEST_ARGS='-m "not slow and not services"'` runs the fast subset only
 test: setup

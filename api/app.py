@@ -70,6 +70,7 @@ def create_app(
     app.openapi = lambda: document_shared_problems(generate_openapi())
     for module in (graphs, datasets, jobs, results, plots, ops, ui):
         app.include_router(module.router)
+    app.include_router(plots.graph_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(AuthBeforeBody, keys=settings.tenant_keys)  # runs before the limit
     app.add_middleware(

@@ -26,6 +26,8 @@ CONFIRM_MAX_TOP = 500
 # Activation memory a chunk of side-by-side variants may take (forward and backward);
 # the submit-time memory estimate counts one chunk.
 CONFIRM_CHUNK_BYTES = 256 * 2**20
+# Epochs of one job (training.epochs)
+MAX_TRAINING_EPOCHS = 100_000
 # Replicas of one job: each is a full training run (and in the service a worker's task).
 MAX_REPLICAS = 16
 
@@ -91,7 +93,7 @@ class RegressorSpec(_Block):
 class TrainingSpec(_Block):
     """Optimisation loop."""
 
-    epochs: int = Field(30, ge=1, le=100_000, description="Training epochs.")
+    epochs: int = Field(30, ge=1, le=MAX_TRAINING_EPOCHS, description="Training epochs.")
     batch_size: int = Field(64, ge=1, description="Samples per batch.")
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="GSNN AdamW learning rate.")
     seed: int = Field(

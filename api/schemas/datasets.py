@@ -14,6 +14,7 @@ class DatasetOut(BaseModel):
     id: str = Field(description="Opaque dataset id.")
     graph_id: str = Field(description="Graph whose input and output nodes the columns name.")
     n_samples: int = Field(description="Number of rows (samples).")
+    filename: str | None = Field(None, description="Name of the uploaded file, if it had one.")
     created_at: datetime = Field(description="Upload time (UTC).")
 
 

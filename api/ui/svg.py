@@ -54,13 +54,17 @@ class Svg:
     def add(self, tag: str, text: str | None = None, **attrs: object) -> None:
         """One element; ``stroke_width=`` becomes ``stroke-width=``; ``tip`` a <title>."""
         tip = attrs.pop("tip", None)
-        body = "".join(
-            f' {k.rstrip("_").replace("_", "-")}="{esc(v)}"'
-            for k, v in attrs.items()
-            if v is not None
-        )
+        body = _attributes(attrs)
         inner = (f"<title>{esc(tip)}</title>" if tip else "") + (esc(text) if text else "")
         self.parts.append(f"<{tag}{body}>{inner}</{tag}>" if inner else f"<{tag}{body}/>")
+
+    def open(self, tag: str, **attrs: object) -> None:
+        """Start an element that holds others (``<g>``, a nested ``<svg>``); :meth:`close`
+        ends it."""
+        self.parts.append(f"<{tag}{_attributes(attrs)}>")
+
+    def close(self, tag: str) -> None:
+        self.parts.append(f"</{tag}>")
 
     def text(self, x: float, y: float, text: str, **attrs: object) -> None:
         self.add("text", text, x=round(x, 1), y=round(y, 1), **attrs)
@@ -76,6 +80,14 @@ class Svg:
             + "".join(self.parts)
             + "</svg>\n"
         )
+
+
+def _attributes(attrs: dict[str, object]) -> str:
+    """`` name="value"`` pairs, escaped; a trailing ``_`` is dropped (``class_``) and
+    ``_`` becomes ``-``; None values are left out."""
+    return "".join(
+        f' {k.rstrip("_").replace("_", "-")}="{esc(v)}"' for k, v in attrs.items() if v is not None
+    )
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5, integer: bool = False) -> list[float]:
@@ -166,12 +178,10 @@ def _history_note(history: TrainingHistory, last: int) -> str:
         return f"{len(history.rows)} epochs{best}"
     if not history.rows:
         return f"job {history.status}: no finished epoch"
-    until = (
-        "the full curves come when the job succeeds"
-        if history.status in ACTIVE
-        else "per-epoch history is kept for succeeded jobs only"
-    )
-    return f"job {history.status}: epoch {last} of {history.epochs or '?'} shown; {until}"
+    now = "so far" if history.status in ACTIVE else "of its last attempt"
+    first = min(r["epoch"] for r in history.rows)
+    shown = f"epoch {last}" if first == last else f"epochs {first}-{last}"
+    return f"job {history.status}: {shown} of {history.epochs or '?'} {now}"
 
 
 def _line_panel(

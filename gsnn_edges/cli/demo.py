@@ -27,6 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=50,
         help="confirm this many top candidates by refitting (spec confirm.top; 0: off)",
     )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="train the job on a served API and worker instead (gsnn-edges serve, no API "
+        "keys, loopback), print its dashboard URL and keep serving",
+    )
+    p.add_argument("--port", type=int, default=8000, help="--serve: port (default 8000)")
+    p.add_argument(
+        "--serve-seconds",
+        type=float,
+        default=0,
+        help="--serve: stop serving this long after the job ends (default 0: at Ctrl-C)",
+    )
     p.set_defaults(func=run)
 
 
@@ -41,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         spec.training.epochs = args.epochs
     spec.confirm.top = args.confirm
+    if args.serve:
+        from gsnn_edges.cli.demo_serve import run_served
+
+        return run_served(args, spec)
     print(
         f"gsnn-edges demo: converging-tier benchmark, width {args.width}, "
         f"{args.samples} training samples, {spec.training.epochs} epochs, seed {args.seed}"

@@ -1,18 +1,33 @@
-"""What the plot endpoints draw: a job's training curves and its score histogram, as
+"""What the plot endpoints draw: a job's training curves, its score histogram, ``W`` in
+topological order and the ROC / precision-recall curves of its validation edges, as
 small summaries (never the ``N^2`` edge table), tenant-scoped through the job and result
-services. Rendering is the API's (``api.ui.svg``); nothing here imports torch."""
+services. Rendering is the API's (``api.ui``); nothing here imports torch."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 
+from gsnn_edges.graph import pair_indices
 from gsnn_edges.job_status import JobStatus
+from gsnn_edges.metrics import roc_curve
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.jobs import get_job
-from gsnn_edges.service.results import EdgeQuery, edge_page, load_metrics, result_key
+from gsnn_edges.service.errors import ConflictError, InvalidInputError
+from gsnn_edges.service.graphs import graph_content
+from gsnn_edges.service.jobs import epoch_history, get_job
+from gsnn_edges.service.plot_graph import function_edge_index, topological_rank
+from gsnn_edges.service.results import (
+    EdgeQuery,
+    edge_page,
+    load_metrics,
+    require_succeeded,
+    result_key,
+)
+from gsnn_edges.spec import MAX_TRAINING_EPOCHS
 
 # the per-epoch series of a training history, as named in metrics["history"] and progress
 HISTORY_SERIES = ("train_loss", "aux_loss", "val_auc")
@@ -26,8 +41,9 @@ class TrainingHistory:
         status: the job's status.
         epochs: planned number of epochs (the x axis); None when unknown.
         rows: ``[{epoch, train_loss, aux_loss, val_auc}]`` (values may be None): every
-            epoch once the job has succeeded (``metrics["history"]``), else only the last
-            finished one (the job's ``progress``), or none before the first.
+            epoch of the run once the job has succeeded (``metrics["history"]``), else
+            every finished epoch of its current attempt so far (the job's epoch
+            history; replica 0's for a job with replicas), or none before the first.
         best_epoch: epoch of the selected checkpoint, if known.
     """
 
@@ -43,7 +59,7 @@ class TrainingHistory:
 
 
 def training_history(ctx: ServiceContext, tenant: str, job_id: str) -> TrainingHistory:
-    """The training curves of a job in any status.
+    """The training curves of a job in any status, live while it trains.
 
     Raises:
         NotFoundError: no such job for ``tenant``.
@@ -54,10 +70,10 @@ def training_history(ctx: ServiceContext, tenant: str, job_id: str) -> TrainingH
         metrics = load_metrics(ctx, tenant, job_id)
         rows = [_history_row(r) for r in metrics.get("history") or []]
         return TrainingHistory(job.status, len(rows) or planned, rows, metrics.get("best_epoch"))
-    progress = job.progress or {}
-    rows = [_history_row(progress)] if progress.get("epoch") else []
-    epochs = progress.get("epochs") or planned
-    return TrainingHistory(job.status, epochs, rows, progress.get("best_epoch"))
+    _, records = epoch_history(ctx, tenant, job_id, limit=MAX_TRAINING_EPOCHS)
+    rows = [_history_row(r) for r in records]
+    last = records[-1] if records else (job.progress or {})
+    return TrainingHistory(job.status, last.get("epochs") or planned, rows, last.get("best_epoch"))
 
 
 def _history_row(record: dict) -> dict:
@@ -140,3 +156,195 @@ def score_histogram(
 
 def _finite(value: object) -> bool:
     return isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
+# ------------------------------------------------------------------------ W heatmap
+# W is drawn cell by cell up to this many function nodes (250,000 cells); beyond, the
+# dashboard lists the top pairs instead (GET /v1/jobs/{id}/edges)
+MAX_HEATMAP_NODES = 500
+
+
+@dataclass(frozen=True)
+class WeightsHeatmap:
+    """A job's ``W`` with rows and columns in a topological order of its graph.
+
+    Shapes:
+        weights: [N, N] ``W[order][:, order]``: row ``i`` -> column ``j``.
+        level_starts: [L] position in ``nodes`` where each topological level starts.
+        edges: [2, E] the graph's function -> function edges, as positions in ``nodes``.
+
+    Attributes:
+        nodes: function node names in drawing order.
+        ordered: False when the graph has a cycle (``nodes`` then keep W's order).
+    """
+
+    nodes: list[str]
+    weights: np.ndarray
+    level_starts: np.ndarray
+    edges: np.ndarray
+    ordered: bool
+
+
+def weights_heatmap(
+    ctx: ServiceContext, tenant: str, job_id: str, max_nodes: int = MAX_HEATMAP_NODES
+) -> WeightsHeatmap:
+    """``W`` of a succeeded job ordered level by level (sources first), for a heatmap.
+
+    Raises:
+        NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
+        InvalidInputError: more than ``max_nodes`` function nodes (checked before W is read).
+    """
+    job = require_succeeded(ctx, tenant, job_id)
+    key = lambda what: ctx.store.job_key(job_id, what, job.result_attempt)
+    nodes = ctx.store.read_json(key("nodes"))
+    if len(nodes) > max_nodes:
+        raise InvalidInputError.at(
+            ["path", "job_id"],
+            f"job {job_id!r} has {len(nodes):,} function nodes; the heatmap draws W for up "
+            f"to {max_nodes} (its top pairs: GET /v1/jobs/{job_id}/edges; all of W: "
+            f"GET /v1/jobs/{job_id}/weights?format=npy)",
+        )
+    weights = ctx.store.read_npy(key("weights"))
+    names, edges = function_edge_index(graph_content(ctx, job.graph_id))
+    at = pd.Index(nodes).get_indexer(names)  # graph node -> row of W
+    rank = topological_rank(len(names), edges, names)
+    ordered = rank is not None and len(names) == len(nodes) and bool((at >= 0).all())
+    if ordered:
+        order, level = at[np.argsort(rank, kind="stable")], np.sort(rank, kind="stable")
+        position = np.empty(len(nodes), np.int64)
+        position[order] = np.arange(len(nodes))
+        graph_edges = position[at[edges]]
+    else:
+        order, level = np.arange(len(nodes)), np.zeros(len(nodes), np.int64)
+        graph_edges = np.zeros((2, 0), np.int64)
+    starts = np.flatnonzero(np.r_[True, level[1:] != level[:-1]]) if len(level) else level
+    names_in_order = np.asarray(nodes, dtype=object)[order].tolist()
+    return WeightsHeatmap(
+        names_in_order, weights[np.ix_(order, order)], starts, graph_edges, ordered
+    )
+
+
+# ------------------------------------------------------------ ROC and precision-recall
+@dataclass(frozen=True)
+class RankingCurves:
+    """ROC and precision-recall curves of known positive pairs against the other
+    candidate pairs, one point per distinct score threshold where the curves turn
+    (points between two turns lie on the segment joining them, so the drawing is exact).
+
+    Shapes:
+        fpr, tpr, precision: [T] (``recall`` is ``tpr``), from threshold +inf down.
+
+    Attributes:
+        auc: area under the ROC curve (ties count 1/2, as :func:`gsnn_edges.metrics.roc_auc`).
+        average_precision: ``sum_k (R_k - R_{k-1}) P_k`` over the thresholds.
+        n_positives, n_negatives: pairs of each class ranked.
+        n_left_out: positives that are not candidate pairs of the table (in the graph).
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    precision: np.ndarray
+    auc: float
+    average_precision: float
+    n_positives: int
+    n_negatives: int
+    n_left_out: int = 0
+
+
+def ranking_curves(scores: np.ndarray, labels: np.ndarray) -> RankingCurves:
+    """ROC and precision-recall of ``scores`` for ``labels`` (NaN scores rank last).
+
+    Shapes:
+        scores, labels: [M].
+
+    Raises:
+        ValueError: ``labels`` has no positive or no negative.
+    """
+    labels = np.asarray(labels, dtype=bool)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if not n_pos or not n_neg:
+        raise ValueError(f"need positives and negatives, got {n_pos} and {n_neg}")
+    fpr, tpr = roc_curve(scores, labels)  # [T + 1], from (0, 0)
+    tps, fps = np.rint(tpr * n_pos), np.rint(fpr * n_neg)
+    with np.errstate(invalid="ignore"):
+        precision = np.where(tps + fps > 0, tps / (tps + fps), 1.0)
+    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    average_precision = float(np.sum(np.diff(tpr) * precision[1:]))
+    # turns: the first and last point, and both ends of every step in tps
+    step = np.flatnonzero(np.diff(tps) > 0)
+    keep = np.unique(np.r_[0, step, step + 1, len(tps) - 1])
+    return RankingCurves(
+        fpr[keep], tpr[keep], precision[keep], auc, average_precision, n_pos, n_neg
+    )
+
+
+def validation_curves(ctx: ServiceContext, tenant: str, job_id: str) -> RankingCurves:
+    """:func:`edge_curves` of a succeeded job's validation edges (the metrics'
+    ``validation_edges``: given, or hidden by ``validation.holdout_fraction``).
+
+    Raises:
+        NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
+        ConflictError: the job has no validation edge among its candidate pairs.
+    """
+    job = require_succeeded(ctx, tenant, job_id)
+    metrics = ctx.store.read_json(ctx.store.job_key(job_id, "metrics", job.result_attempt))
+    positives = metrics.get("validation_edges") or []
+    if not positives:
+        raise ConflictError(
+            f"job {job_id!r} has no validation edges (spec validation.edges or "
+            "validation.holdout_fraction): there is nothing to draw ROC curves against; "
+            "POST your own held-out edges to this path instead"
+        )
+    return edge_curves(ctx, tenant, job_id, positives, ["metrics", "validation_edges"])
+
+
+def edge_curves(
+    ctx: ServiceContext,
+    tenant: str,
+    job_id: str,
+    positives: list,
+    loc: tuple | list = ("body", "positive_edges"),
+) -> RankingCurves:
+    """:func:`ranking_curves` of known true edges ``positives`` among a succeeded job's
+    candidate pairs, read from the stored table (four columns; the table never leaves the
+    server). Positives that are edges of the graph are left out (``n_left_out``).
+
+    Raises:
+        NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
+        InvalidInputError: an edge names an unknown function node (at ``loc``).
+        ConflictError: no positive is a candidate pair, or every candidate is a positive.
+    """
+    job = require_succeeded(ctx, tenant, job_id)
+    key = lambda what: ctx.store.job_key(job_id, what, job.result_attempt)
+    nodes = ctx.store.read_json(key("nodes"))
+    try:
+        pos = pair_indices(positives, nodes, "positive edge")
+    except ValueError as exc:
+        raise InvalidInputError.at(list(loc), str(exc)) from exc
+    columns = ["src_func", "dst_func", "score", "has_edge"]
+    table = pq.read_table(ctx.store.path(key("edges")), columns=columns).to_pandas()
+    src, dst = (_positions(table[c], nodes) for c in ("src_func", "dst_func"))
+    candidate = ~table["has_edge"].to_numpy(bool)
+    pair = src[candidate] * len(nodes) + dst[candidate]
+    labels = np.isin(pair, pos[:, 0] * len(nodes) + pos[:, 1])
+    score = table["score"].to_numpy(np.float64, na_value=np.nan)[candidate]
+    try:
+        curves = ranking_curves(score, labels)
+    except ValueError as exc:
+        raise ConflictError(
+            f"job {job_id!r}: the edges cannot be ranked among its candidate pairs ({exc}; "
+            "edges of the graph are not candidates)"
+        ) from exc
+    left_out = len(np.unique(pos, axis=0)) - curves.n_positives
+    return dataclasses.replace(curves, n_left_out=left_out)
+
+
+def _positions(names: pd.Series, nodes: list[str]) -> np.ndarray:
+    """Position in ``nodes`` of each name (-1: not a node); one look-up per distinct name
+    when the column is categorical, as stored tables' are."""
+    index = pd.Index(nodes)
+    if isinstance(names.dtype, pd.CategoricalDtype):
+        lookup = index.get_indexer(names.cat.categories)
+        return np.where(names.cat.codes.to_numpy() >= 0, lookup[names.cat.codes.to_numpy()], -1)
+    return index.get_indexer(names)

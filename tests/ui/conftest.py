@@ -3,7 +3,13 @@ tenants with real jobs, and Debian's chromium driven by Playwright.
 
 Tenant ``a`` has a graph whose function nodes carry HTML and script in their names (every
 page and SVG must show them as text) and a job trained in process; ``b`` has a job of its
-own that ``a`` must never see.
+own that ``a`` must never see; ``c`` and ``d`` start empty (the jobs page's speed test, the
+new-job form).
+
+Every tab fails its test on a script error, a ``console.error`` (which includes CSP
+violations and responses the browser reports as failed), a request that fails and any
+HTTP error status, except the statuses a test declares with :meth:`Tab.expect`.
+Screenshots (:func:`screenshot`) go to ``out/ui-screenshots/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from gsnn_edges.service.runner import run_job
 
 from proctools import free_port, make_app
 
-KEYS = {"a": "key-a", "b": "key-b", "c": "key-c"}
+KEYS = {"a": "key-a", "b": "key-b", "c": "key-c", "d": "key-d"}
 # the small job of the brief: trains in a few seconds on CPU
 SPEC = {"model": {"channels": 2, "layers": 2}, "training": {"epochs": 2}}
 HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "ui-screenshots"
 
 
 def hostile_name(name: str) -> str:
@@ -79,6 +86,9 @@ class World:
     confirmed: int = 5  # how many top candidates that job's confirmation tests
     queued: str = ""  # tenant a's job that never runs (for cancel)
     nodes: list[str] = field(default_factory=list)  # tenant a's function node names
+    graph_id: str = ""  # tenant a's graph (hostile names) that the succeeded job trained on
+    validation: list[list[str]] = field(default_factory=list)  # that job's validation edges
+    held_out: list[list[str]] = field(default_factory=list)  # edges absent from :attr:`graph`
 
     def submit(self, tenant: str, graph_id: str, dataset_id: str, **blocks: dict) -> str:
         body = {"graph_id": graph_id, "dataset_id": dataset_id, **SPEC, **blocks}
@@ -117,10 +127,14 @@ def world(tmp_path_factory, benchmarks) -> Iterator[World]:
     )
     with LiveServer(app) as server:
         w = World(server, queue, bench.partial.to_json(), frame.to_csv(index=False).encode())
+        w.held_out = [list(e) for e in bench.held_out]
         graph = hostile_graph(bench)
         w.nodes = graph["nodes"]["function"]
+        w.validation = [[hostile_name(s), hostile_name(d)] for s, d in bench.held_out]
         gid, did = w.upload("a", graph)
-        w.succeeded = w.submit("a", gid, did, confirm={"top": w.confirmed})
+        w.graph_id = gid
+        validation = {"edges": w.validation}
+        w.succeeded = w.submit("a", gid, did, confirm={"top": w.confirmed}, validation=validation)
         assert run_job(app.state.ctx, w.succeeded) == "succeeded"
         w.queued = w.submit("a", gid, did)
         w.submit("b", *w.upload("b"))
@@ -151,19 +165,53 @@ class Tab:
 
     page: object
     problems: list[str]
+    expected: set[int] = field(default_factory=set)
+
+    def expect(self, *statuses: int) -> None:
+        """HTTP error statuses this test provokes on purpose (a refused key, another
+        tenant's object): not problems."""
+        self.expected.update(statuses)
+
+    def on_console(self, message) -> None:
+        if message.type != "error":
+            return
+        text = message.text
+        refused = "the server responded with a status of "
+        if refused in text and int(text.split(refused)[1][:3]) in self.expected:
+            return
+        self.problems.append(f"console.error: {text}")
+
+    def on_response(self, response) -> None:
+        if response.status >= 400 and response.status not in self.expected:
+            self.problems.append(
+                f"HTTP {response.status}: {response.request.method} {response.url}"
+            )
+
+    def on_request_failed(self, request) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" not in failure:  # a poll cut short by navigating away is no fault
+            self.problems.append(f"request failed ({failure}): {request.method} {request.url}")
 
 
 @pytest.fixture
 def tab(browser) -> Iterator[Tab]:
-    context = browser.new_context()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(15_000)
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on(
-        "console",
-        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-    )
+    page.set_default_timeout(30_000)  # generous: a loaded CI machine is slow, not wrong
+    tab = Tab(page, [])
+    page.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
+    page.on("console", tab.on_console)
+    page.on("response", tab.on_response)
+    page.on("requestfailed", tab.on_request_failed)
     page.on("dialog", lambda d: d.accept())
-    yield Tab(page, problems)
+    yield tab
     context.close()
+    assert not tab.problems, tab.problems
+
+
+def screenshot(tab: Tab, name: str) -> Path:
+    """The whole page as ``out/ui-screenshots/<name>.png`` (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    tab.page.screenshot(path=str(path), full_page=True)
+    return path

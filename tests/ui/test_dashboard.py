@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from conftest import screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # a real browser: ~25 s
 
@@ -31,6 +32,7 @@ def assert_clean(tab):
 
 
 def test_dashboard_refuses_a_wrong_key_then_lists_the_tenants_jobs(world, tab):
+    tab.expect(401)
     page = tab.page
     page.goto(world.server.url + "/ui")
     page.wait_for_url("**/ui/signin?next=%2Fui")
@@ -40,6 +42,7 @@ def test_dashboard_refuses_a_wrong_key_then_lists_the_tenants_jobs(world, tab):
     message.wait_for(state="visible")
     assert "not accepted" in message.text_content() and "401" in message.text_content()
     assert page.evaluate("sessionStorage.length") == 0
+    screenshot(tab, "signin")
 
     page.fill("#api-key", world.keys["a"])
     page.click("button[type=submit]")
@@ -51,6 +54,7 @@ def test_dashboard_refuses_a_wrong_key_then_lists_the_tenants_jobs(world, tab):
     assert row.locator(".status-succeeded").count() == 1
     assert "2/2" in row.text_content()
     assert world.keys["a"] not in page.url
+    screenshot(tab, "jobs")
     assert_clean(tab)
 
 
@@ -135,6 +139,7 @@ def test_dashboard_cancels_a_queued_job_and_sees_it_by_polling(world, tab):
 
 
 def test_dashboard_job_of_another_tenant_is_not_found(world, tab):
+    tab.expect(404)
     sign_in(tab, world, tenant="b", path=f"/ui/jobs/{world.succeeded}")
     message = tab.page.locator("#job-message")
     message.wait_for(state="visible")
@@ -154,6 +159,7 @@ def test_dashboard_signs_out(world, tab):
 
 def test_dashboard_sends_a_refused_key_back_to_sign_in(world, tab):
     """A key that stops working (revoked meanwhile): the next poll's 401 signs out."""
+    tab.expect(401)
     sign_in(tab, world)
     page = tab.page
     page.wait_for_selector("#jobs tbody tr")
@@ -233,3 +239,29 @@ def test_dashboard_job_page_follows_a_running_job_without_reloading(world, tab):
     )
     assert page.locator("#results").is_hidden()
     assert_clean(tab)
+
+
+def test_dashboard_job_page_shows_each_replica_and_the_stage(world, tab):
+    from gsnn_edges.service.runner import run_job
+
+    job_id = world.submit("a", *world.upload("a"), replicas=2)
+    ctx = world.server.app.state.ctx
+    for child in _children(ctx, job_id):
+        run_job(ctx, child.id)  # the second one also combines them
+    sign_in(tab, world, path=f"/ui/jobs/{job_id}")
+    page = tab.page
+    page.locator("#job-status.status-succeeded").wait_for()
+    facts = page.locator("#job-facts")
+    for replica in (0, 1):
+        state = facts.locator(f'[data-replica="{replica}"]')
+        assert state.locator(".status-succeeded").count() == 1
+        assert "epoch 2/2" in state.text_content()
+    assert facts.get_by_text("combining").count() == 1
+    assert_clean(tab)
+
+
+def _children(ctx, job_id):
+    from gsnn_edges.service import repository as repo
+
+    with ctx.db.session() as session:
+        return repo.replica_jobs(session, job_id)

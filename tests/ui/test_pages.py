@@ -9,9 +9,13 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
+from api.ui.router import ASSETS, STATIC
+from gsnn_edges.service.plot_data import MAX_HEATMAP_NODES
+from gsnn_edges.service.plot_graph import MAX_DRAWN_NODES
+
 from proctools import make_app
 
-PAGES = ("/ui", "/ui/signin", "/ui/jobs/job_anything")
+PAGES = ("/ui", "/ui/signin", "/ui/jobs/job_anything", "/ui/graphs/gr_anything", "/ui/new")
 
 
 class Scripts(HTMLParser):
@@ -67,17 +71,31 @@ def test_pages_static_files_are_served_with_their_types(world):
 
 def test_pages_scripts_never_parse_data_as_html(world):
     """Data reaches the DOM through textContent only (the XSS rule of the dashboard)."""
+    scripts = [name for name, kind in ASSETS.items() if kind == "text/javascript"]
     with world.server.client() as c:
-        source = c.get("/ui/static/api.js").text + c.get("/ui/static/dashboard.js").text
-    assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(", source)
+        source = "".join(c.get(f"/ui/static/{name}").text for name in scripts)
+    assert len(scripts) >= 6 and "export async function networkView" in source
+    forbidden = r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|DOMParser"
+    assert not re.search(forbidden, source)
+
+
+def test_pages_scripts_import_only_served_files(world):
+    """Every module a page script imports is one /ui/static/ serves (no CDN, no library)."""
+    for name, kind in ASSETS.items():
+        if kind != "text/javascript":
+            continue
+        source = (STATIC / name).read_text()
+        for imported in re.findall(r'from "([^"]+)"', source):
+            assert imported.startswith("./") and imported[2:] in ASSETS, (name, imported)
 
 
 def test_pages_config_says_whether_to_sign_in(world, tmp_path):
+    limits = {"heatmap_max_nodes": MAX_HEATMAP_NODES, "drawing_max_nodes": MAX_DRAWN_NODES}
     with world.server.client() as c:
-        assert c.get("/ui/config").json() == {"auth": True}
+        assert c.get("/ui/config").json() == {"auth": True, **limits}
     app = make_app(tmp_path / "data", lambda job_id: None)
     with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 5000)) as c:
-        assert c.get("/ui/config").json() == {"auth": False}
+        assert c.get("/ui/config").json() == {"auth": False, **limits}
 
 
 def test_pages_are_not_in_the_api_document(world):

@@ -41,6 +41,24 @@ def test_plots_history_of_a_succeeded_job_draws_every_epoch(world):
     assert "series-aux_loss" in lines
 
 
+def test_plots_history_of_a_running_job_draws_every_epoch_so_far(world):
+    from gsnn_edges.service import repository as repo
+
+    job_id = world.submit("a", *world.upload("a"))
+    ctx = world.server.app.state.ctx
+    with ctx.db.session() as session:
+        assert repo.claim_job(session, job_id, "t", "cpu")
+        for epoch in (1, 2, 3):
+            record = {"epoch": epoch, "epochs": 9, "train_loss": 1 / epoch, "stage": "training"}
+            assert repo.save_progress(session, job_id, "t", record)
+    with world.server.client("a") as c:
+        root = parse_svg(c.get(f"/v1/jobs/{job_id}/plots/history.svg"))
+        c.post(f"/v1/jobs/{job_id}/cancel")
+    lines = {e.get("class"): e for e in root.iter(f"{SVG_NS}polyline")}
+    assert len(lines["series-train_loss"].get("points").split()) == 3
+    assert any("epochs 1-3 of 9 so far" in t for t in texts(root))
+
+
 def test_plots_history_of_a_queued_job_says_so(world):
     with world.server.client("a") as c:
         root = parse_svg(c.get(f"/v1/jobs/{world.queued}/plots/history.svg"))

@@ -53,3 +53,14 @@ def test_svg_scores_without_any_score():
     root = ET.fromstring(scores_svg(hist, "job_x"))
     assert not [e for e in root.iter(f"{NS}rect") if (e.get("class") or "").startswith("bar-")]
     assert any("4 without a score" in (t.text or "") for t in root.iter(f"{NS}text"))
+
+
+def test_svg_nests_groups_with_escaped_attributes():
+    svg = Svg(10, 10, "t")
+    svg.open("g", transform='translate(1 1)" onload="x', class_="layer")
+    svg.add("path", d="M0 0h1", stroke_width=0.5)
+    svg.close("g")
+    root = ET.fromstring(svg.render())
+    group = root.find(f"{NS}g")
+    assert group.get("transform") == 'translate(1 1)" onload="x' and group.get("class") == "layer"
+    assert group.find(f"{NS}path").get("stroke-width") == "0.5"

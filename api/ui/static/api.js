@@ -22,39 +22,66 @@ export const session = {
 };
 
 let configured;
-/** {auth}: whether the server wants an API key (false: embedded mode, no sign-in). */
+/** {auth, heatmap_max_nodes, drawing_max_nodes}: whether the server wants an API key
+ * (false: embedded mode, no sign-in) and the largest W / graph it draws. */
 export function config() {
   configured ??= fetch("/ui/config").then((r) => r.json());
   return configured;
 }
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  /** errors: the problem's [{loc, msg}] (validation problems), else []. */
+  constructor(status, detail, errors = []) {
     super(`${detail} (HTTP ${status})`);
     this.status = status;
     this.detail = detail;
+    this.errors = errors;
   }
 }
 
-/** fetch() with the signed-in key as a bearer token; non-2xx throws an ApiError. */
-export async function request(path, { method = "GET", key = session.key() } = {}) {
+/** fetch() with the signed-in key as a bearer token; non-2xx throws an ApiError.
+ * `body`: a FormData (multipart upload) or any other value, sent as JSON. */
+export async function request(path, { method = "GET", key = session.key(), body } = {}) {
   const headers = key ? { Authorization: `Bearer ${key}` } : {};
-  const resp = await fetch(path, { method, headers, cache: "no-store" });
+  const init = { method, headers, cache: "no-store" };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
   if (!resp.ok) {
     let detail = resp.statusText;
+    let errors = [];
     try {
-      detail = (await resp.json()).detail || detail;
+      const problem = await resp.json();
+      detail = problem.detail || detail;
+      errors = Array.isArray(problem.errors) ? problem.errors : [];
     } catch {
       // not problem+json: keep the status text
     }
-    throw new ApiError(resp.status, detail);
+    throw new ApiError(resp.status, detail, errors);
   }
   return resp;
 }
 
 export const getJSON = async (path) => (await request(path)).json();
 
-export const signinPath = () => `/ui/signin?next=${encodeURIComponent(location.pathname)}`;
+const fetched = new Map();
+/** getJSON(path) once per page: the same promise to every caller (a failure is not kept). */
+export function getOnce(path) {
+  if (!fetched.has(path)) {
+    const promise = getJSON(path);
+    promise.catch(() => fetched.delete(path));
+    fetched.set(path, promise);
+  }
+  return fetched.get(path);
+}
+export const postJSON = async (path, body) =>
+  (await request(path, { method: "POST", body })).json();
+
+export const signinPath = () =>
+  `/ui/signin?next=${encodeURIComponent(location.pathname + location.search)}`;
 
 /** Whether the page may load: the server needs no key, or this tab has one. */
 export async function requireSignIn() {
@@ -82,9 +109,10 @@ export function poll(fn, ms = 2000) {
   tick();
 }
 
-/** Show an SVG the API renders (an <img> cannot send the auth header: fetch it). */
-export async function showImage(img, path) {
-  const blob = await (await request(path)).blob();
+/** Show an SVG the API renders (an <img> cannot send the auth header: fetch it);
+ * `options` as for request() (a POST with a body). */
+export async function showImage(img, path, options = {}) {
+  const blob = await (await request(path, options)).blob();
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
 }
@@ -140,8 +168,37 @@ export function timeCell(iso) {
 export function number(value) {
   if (value === null || value === undefined) return el("span", { text: "–", cls: "muted" });
   const abs = Math.abs(value);
-  const text = abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? value.toExponential(2) : value.toPrecision(4);
+  const text =
+    abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? value.toExponential(2) : value.toPrecision(4);
   return el("span", { text: String(Number(text)), attrs: { title: String(value) } });
 }
 
 export const jobPath = (id) => `/v1/jobs/${encodeURIComponent(id)}`;
+export const graphPath = (id) => `/v1/graphs/${encodeURIComponent(id)}`;
+export const graphPage = (id) => `/ui/graphs/${encodeURIComponent(id)}`;
+
+/** What to do with an error of a /v1 call: 401 signs out, anything else is shown. */
+export function report(node, err) {
+  if (!handleAuthError(err)) showMessage(node, err.message);
+}
+
+/** A node name shortened for a drawing (the whole name goes in its tooltip). */
+export const shortName = (name, max = 18) =>
+  name.length <= max ? name : `${name.slice(0, max - 1)}…`;
+
+const PAIR = / -> |\t/; // "src -> dst" or "src<TAB>dst"
+
+/** Edges typed one per line as "src -> dst" (or tab-separated) -> [[src, dst], ...];
+ * undefined when there is none. Throws an Error naming the first bad line. */
+export function parsePairs(text) {
+  const lines = text
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
+  if (!lines.length) return undefined;
+  return lines.map((line, i) => {
+    const parts = line.split(PAIR);
+    if (parts.length !== 2) throw new Error(`line ${i + 1}: write "src -> dst"`);
+    return parts.map((p) => p.trim());
+  });
+}

@@ -7,11 +7,14 @@ import {
   download,
   el,
   getJSON,
-  handleAuthError,
+  getOnce,
+  graphPage,
+  graphPath,
   jobPath,
   number,
   poll,
   progressBar,
+  report,
   request,
   requireSignIn,
   session,
@@ -20,6 +23,9 @@ import {
   statusBadge,
   timeCell,
 } from "./api.js";
+import { graphPage as graphView } from "./graph.js";
+import { newJobPage } from "./newjob.js";
+import { resultViews } from "./results.js";
 
 async function header() {
   const auth = (await config()).auth;
@@ -30,11 +36,6 @@ async function header() {
     session.signOut("Signed out.");
     location.assign("/ui/signin");
   });
-}
-
-/** What to do with an error of a /v1 call: 401 signs out, anything else is shown. */
-function report(node, err) {
-  if (!handleAuthError(err)) showMessage(node, err.message);
 }
 
 // ------------------------------------------------------------------------- sign in
@@ -53,7 +54,8 @@ async function signinPage() {
     }
     session.signIn(key);
     const next = new URLSearchParams(location.search).get("next") || "";
-    location.assign(/^\/ui(\/[\w\-./%]*)?$/.test(next) ? next : "/ui"); // only back into /ui
+    const inside = /^\/ui(\/[\w\-./%]*)?(\?[\w\-.%=&]*)?$/.test(next); // only back into /ui
+    location.assign(inside ? next : "/ui");
   });
 }
 
@@ -69,19 +71,41 @@ function newestWindow(total, page) {
   return { offset, limit: page === 0 ? PAGE_SIZE : Math.max(end - offset, 1) };
 }
 
-function jobCells(job) {
+/** A link to a graph's page: its name when known (names: id -> name), else its id. */
+function graphLink(id, names = new Map()) {
+  const name = names.get(id);
+  const label = name ? el("span", { text: name }) : el("code", { text: id });
+  return el("a", { attrs: { href: graphPage(id), title: id } }, [label]);
+}
+
+/** id -> name of the tenant's (last 1,000) named graphs; one call, for labels only. */
+async function graphNames() {
+  const { total } = await getJSON("/v1/graphs?limit=1");
+  const page = await getJSON(`/v1/graphs?limit=1000&offset=${Math.max(total - 1000, 0)}`);
+  return new Map(page.items.filter((g) => g.name).map((g) => [g.id, g.name]));
+}
+
+/** The job's status badge, and "×N" when it trains N replicas. */
+function statusCell(job) {
+  const replicas = job.spec?.replicas ?? 1;
+  if (replicas <= 1) return statusBadge(job.status);
+  const note = el("span", { text: ` ×${replicas}`, cls: "muted", attrs: { title: "replicas" } });
+  return el("span", {}, [statusBadge(job.status), note]);
+}
+
+function jobCells(job, names) {
   const link = el("a", { text: job.id, attrs: { href: `/ui/jobs/${encodeURIComponent(job.id)}` } });
   const cancel = ACTIVE.has(job.status)
     ? [el("button", { text: "Cancel", attrs: { type: "button", "data-cancel": job.id } })]
     : [];
   const cells = [
     link,
-    statusBadge(job.status),
+    statusCell(job),
     progressBar(job.progress),
     timeCell(job.created_at),
     timeCell(job.started_at),
     timeCell(job.finished_at),
-    el("code", { text: job.graph_id }),
+    graphLink(job.graph_id, names),
     el("code", { text: job.dataset_id }),
     el("span", { text: job.device ?? "–" }),
   ];
@@ -93,6 +117,8 @@ async function jobsPage() {
   header();
   const state = { status: "", page: 0, total: 0 };
   const rows = new Map(); // job id -> <tr>, kept while the job is on the page
+  let names = new Map(); // graph id -> name, once graphNames() has answered
+  let shown = null; // the last page rendered
   const tbody = $("#jobs tbody");
   const error = $("#jobs-error");
 
@@ -113,6 +139,7 @@ async function jobsPage() {
   }
 
   function render(data) {
+    shown = data;
     const items = data.items.slice().reverse(); // newest first
     const seen = new Set();
     const ordered = items.map((job) => {
@@ -122,7 +149,7 @@ async function jobsPage() {
       if (!tr) rows.set(job.id, (tr = el("tr", { attrs: { "data-job": job.id } })));
       if (tr.dataset.signature !== signature) {
         tr.dataset.signature = signature;
-        tr.replaceChildren(...jobCells(job));
+        tr.replaceChildren(...jobCells(job, names));
       }
       return tr;
     });
@@ -173,31 +200,47 @@ async function jobsPage() {
     refresh();
   });
   poll(refresh);
+  graphNames() // names replace ids in the rows shown, without another list call
+    .then((found) => {
+      names = found;
+      for (const tr of rows.values()) tr.dataset.signature = "";
+      if (shown) render(shown);
+    })
+    .catch((err) => report(error, err));
 }
 
 // ----------------------------------------------------------------------------- job
-function jobFacts(job) {
+function jobFacts(job, names) {
   const facts = [
     ["Progress", progressBar(job.progress)],
     ["Created", timeCell(job.created_at)],
     ["Started", timeCell(job.started_at)],
     ["Finished", timeCell(job.finished_at)],
-    ["Graph", el("code", { text: job.graph_id })],
+    ["Graph", graphLink(job.graph_id, names)],
     ["Dataset", el("code", { text: job.dataset_id })],
     ["Device", el("span", { text: job.device ?? "–" })],
     ["Attempts", el("span", { text: job.attempts })],
   ];
   const p = job.progress || {};
+  if (p.stage) facts.push(["Stage", el("span", { text: p.stage })]);
+  for (const r of job.replicas ?? []) {
+    const epoch = r.progress ? ` · epoch ${r.progress.epoch}/${r.progress.epochs}` : "";
+    const state = el("span", { cls: "replica", attrs: { "data-replica": r.replica } }, [
+      statusBadge(r.status),
+      el("span", { text: epoch, cls: "muted" }),
+    ]);
+    facts.push([`Replica ${r.replica}`, state]);
+  }
   if (p.train_loss != null) facts.push(["Train loss", number(p.train_loss)]);
   if (p.val_auc != null) facts.push(["Validation AUC", number(p.val_auc)]);
   if (p.best_epoch != null) facts.push(["Best epoch", el("span", { text: p.best_epoch })]);
   return facts.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", {}, [value])]);
 }
 
-function renderJob(job) {
+function renderJob(job, names) {
   $("#job-id").textContent = job.id;
   $("#job-status").replaceWith(Object.assign(statusBadge(job.status), { id: "job-status" }));
-  $("#job-facts").replaceChildren(...jobFacts(job));
+  $("#job-facts").replaceChildren(...jobFacts(job, names));
   $("#job-cancel").hidden = !ACTIVE.has(job.status);
   $("#job-failure").hidden = !job.error;
   if (job.error) $("#job-error").textContent = `${job.error.type}: ${job.error.message}`;
@@ -211,6 +254,8 @@ async function jobPage() {
   const id = decodeURIComponent(location.pathname.split("/").pop());
   const message = $("#job-message");
   let plotted = null; // status and epoch the curves show
+  const names = new Map(); // the job's graph id -> its name, once known
+  let named = false;
   let results = false;
   $("#job-cancel").addEventListener("click", async () => {
     if (!confirm(`Cancel job ${id}?`)) return;
@@ -229,7 +274,16 @@ async function jobPage() {
       return true; // keep polling through a passing outage
     }
     showMessage(message, "");
-    renderJob(job);
+    renderJob(job, names);
+    if (!named) {
+      named = true; // the graph's name, once, in place of its id
+      getOnce(graphPath(job.graph_id))
+        .then((graph) => {
+          if (graph.name) names.set(graph.id, graph.name);
+          renderJob(job, names);
+        })
+        .catch((err) => report(message, err));
+    }
     const shows = `${job.status}:${job.progress?.epoch ?? 0}`;
     if (shows !== plotted) {
       plotted = shows;
@@ -240,6 +294,7 @@ async function jobPage() {
     if (job.status === "succeeded" && !results) {
       results = true;
       resultsSection(id);
+      resultViews(id, job.graph_id, message);
     }
     return ACTIVE.has(job.status);
   });
@@ -329,5 +384,11 @@ function resultsSection(id) {
   load();
 }
 
-const pages = { signin: signinPage, jobs: jobsPage, job: jobPage };
+const pages = {
+  signin: signinPage,
+  jobs: jobsPage,
+  job: jobPage,
+  graph: () => requireSignIn().then((ok) => ok && (header(), graphView())),
+  new: () => requireSignIn().then((ok) => ok && (header(), newJobPage())),
+};
 pages[document.body.dataset.page]?.();
