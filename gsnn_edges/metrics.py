@@ -50,8 +50,11 @@ def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     if scores.shape != labels.shape:
         raise ValueError(f"scores has {scores.size} entries but labels has {labels.size}")
     scores = np.where(np.isnan(scores), -np.inf, scores)
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order].astype(bool)
+    if scores.size and (scores[1:] <= scores[:-1]).all():  # already ranked (a stored table)
+        s, y = scores, labels.astype(bool)
+    else:
+        order = np.argsort(-scores, kind="mergesort")
+        s, y = scores[order], labels[order].astype(bool)
     # thresholds end where the score changes (!= rather than diff: -inf - -inf is NaN)
     last = np.r_[np.flatnonzero(s[1:] != s[:-1]), s.size - 1] if s.size else np.zeros(0, int)
     tps = np.cumsum(y)[last]

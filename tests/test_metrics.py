@@ -295,3 +295,16 @@ def test_score_matrix_metrics_large_matches_rank_sum_and_loop_references():
     assert m["filtered_mrr"] == pytest.approx(np.mean(1 / filt))
     assert m["top@5"] == pytest.approx(np.mean(raw <= 5))
     assert m["n_positives"] == len(pos)
+
+
+def test_roc_curve_of_an_already_ranked_table_equals_the_sorted_one():
+    """A stored table is score-sorted (NaN last): the curve skips its sort and must not
+    change, ties included."""
+    rng = np.random.default_rng(5)
+    scores = np.r_[np.round(rng.normal(size=300), 1), [np.nan] * 7]
+    labels = rng.random(scores.size) < 0.2
+    order = np.argsort(-np.where(np.isnan(scores), -np.inf, scores), kind="stable")
+    ranked = roc_curve(scores[order], labels[order])
+    shuffled = rng.permutation(scores.size)
+    for got, want in zip(ranked, roc_curve(scores[shuffled], labels[shuffled]), strict=True):
+        np.testing.assert_allclose(got, want)

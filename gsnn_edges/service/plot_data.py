@@ -322,13 +322,16 @@ def edge_curves(
         pos = pair_indices(positives, nodes, "positive edge")
     except ValueError as exc:
         raise InvalidInputError.at(list(loc), str(exc)) from exc
-    columns = ["src_func", "dst_func", "score", "has_edge"]
-    table = pq.read_table(ctx.store.path(key("edges")), columns=columns).to_pandas()
-    src, dst = (_positions(table[c], nodes) for c in ("src_func", "dst_func"))
-    candidate = ~table["has_edge"].to_numpy(bool)
-    pair = src[candidate] * len(nodes) + dst[candidate]
-    labels = np.isin(pair, pos[:, 0] * len(nodes) + pos[:, 1])
-    score = table["score"].to_numpy(np.float64, na_value=np.nan)[candidate]
+    # four numeric columns in the stored order (score descending: no sort needed below)
+    columns = ["src_idx", "dst_idx", "score", "has_edge"]
+    table = pq.read_table(ctx.store.path(key("edges")), columns=columns)
+    candidate = ~table["has_edge"].to_numpy(zero_copy_only=False)
+    n = len(nodes)
+    is_positive = np.zeros(n * n, dtype=bool)
+    is_positive[pos[:, 0] * n + pos[:, 1]] = True
+    pair = table["src_idx"].to_numpy() * n + table["dst_idx"].to_numpy()
+    labels = is_positive[pair[candidate]]
+    score = table["score"].to_numpy(zero_copy_only=False).astype(np.float64)[candidate]
     try:
         curves = ranking_curves(score, labels)
     except ValueError as exc:
@@ -338,13 +341,3 @@ def edge_curves(
         ) from exc
     left_out = len(np.unique(pos, axis=0)) - curves.n_positives
     return dataclasses.replace(curves, n_left_out=left_out)
-
-
-def _positions(names: pd.Series, nodes: list[str]) -> np.ndarray:
-    """Position in ``nodes`` of each name (-1: not a node); one look-up per distinct name
-    when the column is categorical, as stored tables' are."""
-    index = pd.Index(nodes)
-    if isinstance(names.dtype, pd.CategoricalDtype):
-        lookup = index.get_indexer(names.cat.categories)
-        return np.where(names.cat.codes.to_numpy() >= 0, lookup[names.cat.codes.to_numpy()], -1)
-    return index.get_indexer(names)
