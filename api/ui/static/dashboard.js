@@ -78,11 +78,25 @@ function graphLink(id, names = new Map()) {
   return el("a", { attrs: { href: graphPage(id), title: id } }, [label]);
 }
 
-/** id -> name of the tenant's (last 1,000) named graphs; one call, for labels only. */
-async function graphNames() {
-  const { total } = await getJSON("/v1/graphs?limit=1");
-  const page = await getJSON(`/v1/graphs?limit=1000&offset=${Math.max(total - 1000, 0)}`);
-  return new Map(page.items.filter((g) => g.name).map((g) => [g.id, g.name]));
+/** The dataset's file name (its id as a tooltip), or its id while no name is known. */
+function datasetLabel(id, names = new Map()) {
+  const name = names.get(id);
+  return name ? el("span", { text: name, attrs: { title: id } }) : el("code", { text: id });
+}
+
+/** id -> label of the tenant's last 1,000 graphs (their names) and datasets (their file
+ * names), for labels only: ids of both kinds never collide (gr_..., ds_...). */
+async function resourceNames() {
+  const newest = async (path, field) => {
+    const { total } = await getJSON(`${path}?limit=1`);
+    const page = await getJSON(`${path}?limit=1000&offset=${Math.max(total - 1000, 0)}`);
+    return page.items.filter((x) => x[field]).map((x) => [x.id, x[field]]);
+  };
+  const found = await Promise.all([
+    newest("/v1/graphs", "name"),
+    newest("/v1/datasets", "filename"),
+  ]);
+  return new Map(found.flat());
 }
 
 /** The job's status badge, and "×N" when it trains N replicas. */
@@ -106,7 +120,7 @@ function jobCells(job, names) {
     timeCell(job.started_at),
     timeCell(job.finished_at),
     graphLink(job.graph_id, names),
-    el("code", { text: job.dataset_id }),
+    datasetLabel(job.dataset_id, names),
     el("span", { text: job.device ?? "–" }),
   ];
   return [...cells.map((c) => el("td", {}, [c])), el("td", {}, cancel)];
@@ -117,7 +131,7 @@ async function jobsPage() {
   header();
   const state = { status: "", page: 0, total: 0 };
   const rows = new Map(); // job id -> <tr>, kept while the job is on the page
-  let names = new Map(); // graph id -> name, once graphNames() has answered
+  let names = new Map(); // graph and dataset id -> label, once resourceNames() has answered
   let shown = null; // the last page rendered
   const tbody = $("#jobs tbody");
   const error = $("#jobs-error");
@@ -200,7 +214,7 @@ async function jobsPage() {
     refresh();
   });
   poll(refresh);
-  graphNames() // names replace ids in the rows shown, without another list call
+  resourceNames() // names replace ids in the rows shown, without a call per row
     .then((found) => {
       names = found;
       for (const tr of rows.values()) tr.dataset.signature = "";
@@ -217,7 +231,7 @@ function jobFacts(job, names) {
     ["Started", timeCell(job.started_at)],
     ["Finished", timeCell(job.finished_at)],
     ["Graph", graphLink(job.graph_id, names)],
-    ["Dataset", el("code", { text: job.dataset_id })],
+    ["Dataset", datasetLabel(job.dataset_id, names)],
     ["Device", el("span", { text: job.device ?? "–" })],
     ["Attempts", el("span", { text: job.attempts })],
   ];
@@ -276,10 +290,12 @@ async function jobPage() {
     showMessage(message, "");
     renderJob(job, names);
     if (!named) {
-      named = true; // the graph's name, once, in place of its id
-      getOnce(graphPath(job.graph_id))
-        .then((graph) => {
+      named = true; // the graph's name and the dataset's file name, once, in place of ids
+      const dataset = `/v1/datasets/${encodeURIComponent(job.dataset_id)}`;
+      Promise.all([getOnce(graphPath(job.graph_id)), getOnce(dataset)])
+        .then(([graph, dataset]) => {
           if (graph.name) names.set(graph.id, graph.name);
+          if (dataset.filename) names.set(dataset.id, dataset.filename);
           renderJob(job, names);
         })
         .catch((err) => report(message, err));
