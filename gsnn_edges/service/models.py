@@ -111,10 +111,10 @@ class Job(Base):
         ForeignKey("jobs.id", name="fk_jobs_parent_id"), nullable=True, index=True
     )
     replica: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # loaded with the job (one extra query for a whole page of jobs), oldest replica first
-    children: Mapped[list[Job]] = relationship(
-        lazy="selectin", order_by="Job.replica", join_depth=1
-    )
+    # a job's replica jobs, replica 0 first: filled by the repository's job reads, with a
+    # query for jobs with replicas only (a status poll of a job without replicas costs
+    # no second query); never loaded on access, so a read that forgets it fails loudly
+    children: Mapped[list[Job]] = relationship(lazy="raise", order_by="Job.replica")
 
 
 class JobEpoch(Base):

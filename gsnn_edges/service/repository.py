@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service.models import Dataset, Graph, Job, JobEpoch, utcnow
@@ -123,9 +124,26 @@ def add_job(session: Session, job: Job, replicas: list[Job] | None = None) -> Jo
 
 
 def get_job(session: Session, tenant: str, job_id: str) -> Job | None:
-    """A top-level job of ``tenant`` (replica jobs are served inside theirs)."""
+    """A top-level job of ``tenant`` with its replica jobs (replica jobs are served
+    inside theirs)."""
     job = _get_owned(session, Job, tenant, job_id)
-    return job if job is not None and job.parent_id is None else None
+    if job is None or job.parent_id is not None:
+        return None
+    return _with_replicas(session, [job])[0]
+
+
+def _with_replicas(session: Session, jobs: list[Job]) -> list[Job]:
+    """Fill ``children`` of the jobs that have replicas, with one query for all of them
+    (none when no job has replicas: the common status poll)."""
+    parents = [j.id for j in jobs if int((j.spec or {}).get("replicas") or 1) > 1]
+    found: dict[str, list[Job]] = {p: [] for p in parents}
+    if parents:
+        stmt = select(Job).where(Job.parent_id.in_(parents)).order_by(Job.replica)
+        for child in session.scalars(stmt):
+            found[child.parent_id].append(child)
+    for job in jobs:
+        set_committed_value(job, "children", found.get(job.id, []))
+    return jobs
 
 
 def load_job(session: Session, job_id: str) -> Job | None:
@@ -135,13 +153,17 @@ def load_job(session: Session, job_id: str) -> Job | None:
 
 
 def find_job_by_idempotency_key(session: Session, tenant: str, key: str) -> Job | None:
-    return session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == key))
+    job = session.scalar(select(Job).where(Job.tenant == tenant, Job.idempotency_key == key))
+    return None if job is None else _with_replicas(session, [job])[0]
 
 
 def list_jobs(
     session: Session, tenant: str, limit: int, offset: int, status: str | None = None
 ) -> tuple[list, int]:
-    return _list_owned(session, Job, tenant, limit, offset, status=status, parent_id=_TOP_LEVEL)
+    jobs, total = _list_owned(
+        session, Job, tenant, limit, offset, status=status, parent_id=_TOP_LEVEL
+    )
+    return _with_replicas(session, jobs), total
 
 
 def _update(session: Session, job_id: str, where: list, **values: Any) -> bool:

@@ -20,9 +20,12 @@ def test_jobs_submit_is_202_with_location_and_defaults(client, queue, graph_id, 
 
 def test_jobs_with_replicas_queue_each_replica_and_show_them(client, queue, graph_id, dataset_id):
     body = job_body(graph_id, dataset_id)
-    resp = client.post("/v1/jobs", json={**body, "replicas": 3})
+    key = {"Idempotency-Key": "replicated"}
+    resp = client.post("/v1/jobs", json={**body, "replicas": 3}, headers=key)
     assert resp.status_code == 202, resp.text
     job = resp.json()
+    replay = client.post("/v1/jobs", json={**body, "replicas": 3}, headers=key)
+    assert replay.status_code == 200 and replay.json()["replicas"] == job["replicas"]
     assert [r["replica"] for r in job["replicas"]] == [0, 1, 2] and len(queue) == 3
     assert all(r["status"] == "queued" and r["progress"] is None for r in job["replicas"])
     assert job["id"] not in queue and job["spec"]["replicas"] == 3
@@ -215,3 +218,25 @@ def test_jobs_epochs_are_served_while_training_and_restart_with_an_attempt(
         assert repo.claim_job(s, job_id, "b", "cpu")
     assert client.get(f"/v1/jobs/{job_id}/epochs").json()["items"] == []
     assert client.get("/v1/jobs/nope/epochs").status_code == 404
+
+
+def test_jobs_status_poll_reads_replicas_only_for_jobs_that_have_them(client, graph_id, dataset_id):
+    """The hot path: GET of a job without replicas is one query; with replicas, two."""
+    from sqlalchemy import event
+
+    engine = client.app.state.ctx.db.engine
+    body = job_body(graph_id, dataset_id)
+    plain = client.post("/v1/jobs", json=body).json()["id"]
+    replicated = client.post("/v1/jobs", json={**body, "replicas": 2}).json()["id"]
+    statements: list[str] = []
+    listen = lambda conn, cursor, sql, *rest: statements.append(sql)
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        counts = []
+        for job_id in (plain, replicated):
+            statements.clear()
+            assert client.get(f"/v1/jobs/{job_id}").status_code == 200
+            counts.append(sum(s.lstrip().upper().startswith("SELECT") for s in statements))
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert counts == [1, 2]
