@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from gsnn_edges.edge_columns import COLUMN_DEFAULTS, CSV_QUOTED_START, EDGE_COLUMNS
 from gsnn_edges.job_status import JobStatus
@@ -118,12 +119,13 @@ def edges_csv(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> It
 
 def _csv_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
     yield (",".join(EDGE_COLUMNS) + "\n").encode()
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
     for batch in batches:
-        frame = served_columns(batch)
-        frame = frame.assign(
-            src=neutralise_formulas(frame["src"]), dst=neutralise_formulas(frame["dst"])
-        )
-        yield frame.to_csv(index=False, header=False).encode()
+        out = io.BytesIO()
+        # Arrow formats and writes without holding the GIL (pandas' to_csv held it for the
+        # whole export: benchmarks/README.md, "Edge pages and load")
+        pacsv.write_csv(served_table(batch), out, options)
+        yield out.getvalue()
 
 
 def served_items(rows: pa.Table) -> list[dict]:
@@ -135,26 +137,42 @@ def served_items(rows: pa.Table) -> list[dict]:
     return [{**item, **missing} for item in rows.rename_columns(names).to_pylist()]
 
 
-def served_columns(rows: pa.Table | pa.RecordBatch) -> pd.DataFrame:
-    """Stored rows as a frame of :data:`EDGE_COLUMNS` (the CSV export's), defaults as in
-    :func:`served_items`; names as text, not categories (a batch is a slice of the table)."""
-    columns = [
-        pc.cast(c, c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in rows.columns
-    ]
-    frame = pa.table(columns, names=[SERVED_NAMES.get(c, c) for c in rows.column_names])
-    frame = frame.to_pandas()
-    frame = frame.assign(**{k: v for k, v in COLUMN_DEFAULTS.items() if k not in frame.columns})
-    return frame[list(EDGE_COLUMNS)]
+def served_table(rows: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Stored rows as a table of :data:`EDGE_COLUMNS` (the CSV export's): the
+    :data:`~gsnn_edges.edge_columns.COLUMN_DEFAULTS` where a column is missing (NaN as
+    null), node names as text neutralised by :func:`neutralise_formulas`."""
+    n = rows.num_rows
+    columns = []
+    for name in EDGE_COLUMNS:
+        stored = STORED_NAMES.get(name, name)
+        if stored not in rows.column_names:
+            default = COLUMN_DEFAULTS[name]
+            missing = pa.nulls(n, pa.float64()) if isinstance(default, float) else None
+            columns.append(missing if missing is not None else pa.array([default] * n))
+        elif name in STORED_NAMES:
+            columns.append(neutralise_formulas(rows.column(stored)))
+        elif pa.types.is_floating(rows.schema.field(stored).type):
+            # an empty cell, never "nan" (tables stored before NaN became null hold NaN)
+            col = rows.column(stored)
+            columns.append(pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col))
+        else:
+            columns.append(rows.column(stored))
+    return pa.table(columns, names=list(EDGE_COLUMNS))
 
 
-def neutralise_formulas(names: pd.Series) -> pd.Series:
+def neutralise_formulas(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Node names as CSV cells a spreadsheet shows as text: a leading ``'`` before any
     name starting with one of :data:`~gsnn_edges.edge_columns.CSV_QUOTED_START` (OWASP's
-    CSV-injection rule, plus ``'`` itself). Works on the categories, not per row."""
-    cat = names.astype("category")  # the stored tables' columns already are
-    text = cat.cat.categories.astype(str)
-    safe = np.where(text.str.contains(f"^[{CSV_QUOTED_START}]"), "'" + text, text)
-    return pd.Series(safe[cat.cat.codes.to_numpy()], index=names.index, dtype=object)
+    CSV-injection rule, plus ``'`` itself). Works on the dictionary of a stored
+    (dictionary-encoded) column, not per row; returns plain strings."""
+    if isinstance(names, pa.ChunkedArray):
+        names = names.combine_chunks()
+    if not pa.types.is_dictionary(names.type):
+        names = pc.dictionary_encode(names)
+    text = names.dictionary.cast(pa.string())
+    risky = pc.match_substring_regex(text, f"^[{CSV_QUOTED_START}]")
+    safe = pc.if_else(risky, pc.binary_join_element_wise("'", text, ""), text)
+    return pa.DictionaryArray.from_arrays(names.indices, safe).dictionary_decode()
 
 
 def load_weights(ctx: ServiceContext, tenant: str, job_id: str) -> tuple[list[str], np.ndarray]:

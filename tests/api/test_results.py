@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -207,7 +208,7 @@ def test_results_csv_export_cannot_run_formulas(client, queue, bench, frame):
     assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
     url = f"/v1/jobs/{job['id']}/edges"
     csv_text = client.get(url, params={"format": "csv", "candidates_only": False}).text
-    cells = [c for line in csv_text.splitlines()[1:] for c in line.split(",")[:2]]
+    cells = [c for row in list(csv.reader(io.StringIO(csv_text)))[1:] for c in row[:2]]
     assert not any(c[:1] in "=+-@" for c in cells)
     assert {"'=HYPERLINK(1)", "'-f1", "'@f2", "''f3", "'+f4"} <= set(cells)
     items = client.get(url, params={"limit": 1000, "candidates_only": False}).json()["items"]
