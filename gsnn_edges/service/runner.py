@@ -270,8 +270,9 @@ def store_replica(ctx: ServiceContext, job_id: str, run: Any, scorer: str, attem
 
 
 def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
-    """The job's replicas as ReplicaRuns, from their published files; replica 0's model
-    is rebuilt when the confirmation needs it."""
+    """The job's replicas as ReplicaRuns, from their published files. Only replica 0's
+    model and regressor states are read (the job's result keeps them; its model is
+    rebuilt when the confirmation needs it); the others' stay on disk."""
     import torch
 
     from gsnn_edges.inference.scorers import PairScores
@@ -283,8 +284,9 @@ def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
     for child in children:  # one per replica: a handful of file reads
         key = lambda what, c=child: ctx.store.job_key(c.id, what, c.result_attempt)
         metrics = ctx.store.read_json(key("metrics"))
+        first = metrics["replica"] == 0
         states = [
-            torch.load(io.BytesIO(ctx.store.read_bytes(key(w))), weights_only=True)
+            torch.load(io.BytesIO(ctx.store.read_bytes(key(w))), weights_only=True) if first else {}
             for w in ("model", "regressor")
         ]
         scores = PairScores(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
+import torch
 
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.datasets import create_dataset
@@ -303,6 +305,14 @@ def test_jobs_replicas_train_apart_then_the_job_combines_them(ctx, queue, job_in
     assert metrics["ensemble"]["replicas"] == 2 and len(metrics["replicas"]) == 2
     _, items = edge_page(ctx, "t1", job.id, EdgeQuery(), 0, 5)
     assert all(0 <= i["stability"] <= 1 and i["score_se"] >= 0 for i in items)
+
+    def state(j):
+        raw = ctx.store.read_bytes(ctx.store.job_key(j.id, "model", j.result_attempt))
+        return torch.load(io.BytesIO(raw), weights_only=True)
+
+    published, first = state(done), state(done.children[0])  # the job keeps replica 0's
+    assert published.keys() == first.keys()
+    assert all(torch.equal(published[k], first[k]) for k in first)
 
 
 def test_jobs_a_join_whose_last_replica_worker_died_is_sent_by_the_reaper(
