@@ -71,8 +71,9 @@ def main() -> None:
         default={},
         help='spec blocks merged into the config, e.g. \'{"regressor": {"dropout": 0}}\'',
     )
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     runs = []
     for seed in args.seeds:
         r = one_seed(CONFIGS[args.config], args.family, seed, args.epochs, args.patch)
