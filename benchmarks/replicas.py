@@ -20,14 +20,14 @@ import time
 import numpy as np
 import torch
 
-from gsnn_edges.ensemble import combine_scores
+from gsnn_edges.ensemble import COMBINES, combine_scores
 from gsnn_edges.experiment import experiment_inputs
 from gsnn_edges.train import RunSetup, train_replica
 
 from common import FAMILIES, base_parser, make_spec, write_json
 
 SCORERS = ("hybrid", "score_test", "magnitude")
-HOWS = ("rank", "zscore")
+HOWS = COMBINES
 
 
 def one_seed(family: str, seed: int, replicas: int, patch: dict) -> dict:

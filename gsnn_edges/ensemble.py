@@ -18,13 +18,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import stats
 
-from gsnn_edges.inference.choices import Combine
-
 __all__ = [
+    "COMBINE",
+    "COMBINES",
     "STABILITY_TOP_K",
     "EnsembleScores",
     "cauchy_combine",
@@ -36,6 +37,11 @@ __all__ = [
 
 # "The top rows a downstream service acts on": a replica's top 100 candidates.
 STABILITY_TOP_K = 100
+# How replicas' scores are put on one scale before averaging (combine_scores); the
+# served table uses COMBINE, benchmarks/replicas.py compares them all
+Combine = Literal["rank", "zscore"]
+COMBINES: tuple[str, ...] = get_args(Combine)
+COMBINE: Combine = "rank"
 
 
 def replica_seed(seed: int, replica: int) -> int:
@@ -71,7 +77,7 @@ def _standardise(m: np.ndarray, how: Combine) -> np.ndarray:
 
 
 def combine_scores(
-    scores: Sequence[np.ndarray], how: Combine = "rank"
+    scores: Sequence[np.ndarray], how: Combine = COMBINE
 ) -> tuple[np.ndarray, np.ndarray]:
     """The replicas' ``[N, N]`` score matrices as one: the mean of each pair's
     standardised score (:func:`_standardise`) over the replicas that scored it, and its
@@ -134,7 +140,7 @@ def combine_replicas(
     scores: Sequence[np.ndarray],
     p_values: Sequence[np.ndarray],
     in_graph: np.ndarray,
-    how: Combine = "rank",
+    how: Combine = COMBINE,
     k: int = STABILITY_TOP_K,
 ) -> EnsembleScores:
     """The replicas' score and p-value matrices of one scorer as the ensemble's."""

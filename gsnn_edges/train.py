@@ -20,7 +20,7 @@ import torch
 
 from gsnn_edges import metrics as edge_metrics
 from gsnn_edges.device import resolve_device
-from gsnn_edges.ensemble import STABILITY_TOP_K, combine_replicas, replica_seed
+from gsnn_edges.ensemble import COMBINE, STABILITY_TOP_K, combine_replicas, replica_seed
 from gsnn_edges.graph import Edge, GraphInput, GSNNGraph, as_graph, split_edges
 from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
@@ -406,7 +406,7 @@ def _ensemble_metrics(setup: RunSetup, runs: list[ReplicaRun], table: PairScores
         "last_epoch": first["last_epoch"],
         "ensemble": {
             "replicas": len(runs),
-            "combine": "rank",
+            "combine": COMBINE,
             "stability_top_k": STABILITY_TOP_K,
         },
         "replicas": [

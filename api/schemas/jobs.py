@@ -98,13 +98,16 @@ class JobOut(BaseModel):
         return self
 
 
-class EpochItem(Progress):
+class EpochRecord(Progress):
+    """One finished epoch (served live by ``GET .../epochs``, kept in the metrics'
+    ``history``)."""
+
     seconds: float | None = Field(None, description="Wall-clock time of the epoch.")
 
 
 class EpochList(BaseModel):
     replica: int | None = Field(description="The replica they belong to (jobs with replicas).")
-    items: list[EpochItem] = Field(description="Finished epochs after 'since', in order.")
+    items: list[EpochRecord] = Field(description="Finished epochs after 'since', in order.")
 
 
 class JobList(Page):

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import Page
-from api.schemas.jobs import Progress
+from api.schemas.jobs import EpochRecord
 
 
 class EdgeItem(BaseModel):
@@ -114,10 +114,6 @@ class ConfirmInfo(BaseModel):
     train_rows: int | None = Field(None, description="Rows the candidate edges were fitted on.")
     heldout_rows: int | None = Field(None, description="Held-out rows they were tested on.")
     seconds: float | None = Field(None, description="Wall-clock time of the stage.")
-
-
-class EpochRecord(Progress):
-    seconds: float | None = Field(None, description="Wall-clock time of the epoch.")
 
 
 class Timing(BaseModel):

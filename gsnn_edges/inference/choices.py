@@ -18,7 +18,3 @@ AGGREGATORS: tuple[str, ...] = get_args(Aggregator)
 SCORE_MODES: tuple[str, ...] = get_args(ScoreMode)
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 SCORERS: tuple[str, ...] = get_args(Scorer)
-
-# How replicas' scores combine (gsnn_edges.ensemble.combine_scores)
-Combine = Literal["rank", "zscore"]
-COMBINES: tuple[str, ...] = get_args(Combine)

@@ -26,6 +26,7 @@ from gsnn_edges.service.results import (
     load_metrics,
     require_succeeded,
     result_key,
+    result_keys,
 )
 from gsnn_edges.spec import MAX_TRAINING_EPOCHS
 
@@ -287,44 +288,43 @@ def validation_curves(ctx: ServiceContext, tenant: str, job_id: str) -> RankingC
         NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
         ConflictError: the job has no validation edge among its candidate pairs.
     """
-    job = require_succeeded(ctx, tenant, job_id)
-    metrics = ctx.store.read_json(ctx.store.job_key(job_id, "metrics", job.result_attempt))
-    positives = metrics.get("validation_edges") or []
+    keys = result_keys(ctx, tenant, job_id, "metrics", "nodes", "edges")
+    positives = ctx.store.read_json(keys[0]).get("validation_edges") or []
     if not positives:
         raise ConflictError(
             f"job {job_id!r} has no validation edges (spec validation.edges or "
             "validation.holdout_fraction): there is nothing to draw ROC curves against; "
             "POST your own held-out edges to this path instead"
         )
-    return edge_curves(ctx, tenant, job_id, positives, ["metrics", "validation_edges"])
+    return _curves(ctx, job_id, keys[1], keys[2], positives, ["metrics", "validation_edges"])
 
 
-def edge_curves(
-    ctx: ServiceContext,
-    tenant: str,
-    job_id: str,
-    positives: list,
-    loc: tuple | list = ("body", "positive_edges"),
-) -> RankingCurves:
+def edge_curves(ctx: ServiceContext, tenant: str, job_id: str, positives: list) -> RankingCurves:
     """:func:`ranking_curves` of known true edges ``positives`` among a succeeded job's
     candidate pairs, read from the stored table (four columns; the table never leaves the
     server). Positives that are edges of the graph are left out (``n_left_out``).
 
     Raises:
         NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
-        InvalidInputError: an edge names an unknown function node (at ``loc``).
+        InvalidInputError: an edge names an unknown function node (at ``body.positive_edges``).
         ConflictError: no positive is a candidate pair, or every candidate is a positive.
     """
-    job = require_succeeded(ctx, tenant, job_id)
-    key = lambda what: ctx.store.job_key(job_id, what, job.result_attempt)
-    nodes = ctx.store.read_json(key("nodes"))
+    nodes_key, edges_key = result_keys(ctx, tenant, job_id, "nodes", "edges")
+    return _curves(ctx, job_id, nodes_key, edges_key, positives, ["body", "positive_edges"])
+
+
+def _curves(
+    ctx: ServiceContext, job_id: str, nodes_key: str, edges_key: str, positives: list, loc: list
+) -> RankingCurves:
+    """:func:`edge_curves` from the job's published node list and edge table."""
+    nodes = ctx.store.read_json(nodes_key)
     try:
         pos = pair_indices(positives, nodes, "positive edge")
     except ValueError as exc:
-        raise InvalidInputError.at(list(loc), str(exc)) from exc
+        raise InvalidInputError.at(loc, str(exc)) from exc
     # four numeric columns in the stored order (score descending: no sort needed below)
     columns = ["src_idx", "dst_idx", "score", "has_edge"]
-    table = pq.read_table(ctx.store.path(key("edges")), columns=columns)
+    table = pq.read_table(ctx.store.path(edges_key), columns=columns)
     candidate = ~table["has_edge"].to_numpy(zero_copy_only=False)
     n = len(nodes)
     is_positive = np.zeros(n * n, dtype=bool)

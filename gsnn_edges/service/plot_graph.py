@@ -11,7 +11,7 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
-from gsnn_edges.graph import NODE_TYPES, GraphValidationError, topological_levels
+from gsnn_edges.graph import FF, NODE_TYPES, GraphValidationError, GSNNGraph, topological_levels
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError
 from gsnn_edges.service.graphs import get_graph, graph_content
@@ -23,31 +23,35 @@ MAX_DRAWN_NODES = 150
 
 # --------------------------------------------------------------------------- indices
 def edge_index(content: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """All nodes of a stored graph JSON and its edges, in one vectorised look-up.
+    """All nodes of a stored graph JSON and its edges, from the graph's own per-type edge
+    index (:class:`~gsnn_edges.graph.GSNNGraph`; a stored graph passed it at upload).
 
     Returns:
         ``(names, types, edges)``: every node name (input, function, output order), each
         node's type as an index into :data:`~gsnn_edges.graph.NODE_TYPES`, and the edges
-        as positions in ``names``.
+        as positions in ``names`` (grouped by edge type).
 
     Shapes:
         types: [V]; edges: [2, E].
     """
-    groups = [list(content["nodes"].get(t, [])) for t in NODE_TYPES]
+    graph = GSNNGraph.from_json(content)
+    groups = [graph.node_names_dict[t] for t in NODE_TYPES]
+    start = dict(zip(NODE_TYPES, np.cumsum([0, *map(len, groups)]).tolist(), strict=False))
     names = list(chain.from_iterable(groups))
     types = np.repeat(np.arange(len(NODE_TYPES)), [len(g) for g in groups])
-    pairs = np.asarray(content["edges"], dtype=object).reshape(-1)
-    idx = pd.Index(names).get_indexer(pairs).reshape(-1, 2) if pairs.size else np.zeros((0, 2))
-    return names, types, idx.T.astype(np.int64)
+    parts = [
+        np.asarray(ei, dtype=np.int64) + np.array([[start[src]], [start[dst]]])
+        for (src, _, dst), ei in graph.edge_index_dict.items()
+    ]
+    return names, types, np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), np.int64)
 
 
 def function_edge_index(content: dict) -> tuple[list[str], np.ndarray]:
-    """``(function names, [2, E] function -> function edges as positions in them)``."""
-    names, types, edges = edge_index(content)
-    function = NODE_TYPES.index("function")
-    first = int(np.count_nonzero(types < function))
-    keep = (types[edges[0]] == function) & (types[edges[1]] == function)
-    return names[first : first + int(np.count_nonzero(types == function))], edges[:, keep] - first
+    """``(function names, [2, E] function -> function edges as positions in them)``: the
+    graph's own ``FF`` edge index."""
+    graph = GSNNGraph.from_json(content)
+    edges = graph.edge_index_dict.get(FF, np.zeros((2, 0), np.int64))
+    return list(graph.node_names_dict["function"]), np.asarray(edges, dtype=np.int64)
 
 
 def topological_rank(n: int, edges: np.ndarray, names: list[str]) -> np.ndarray | None:

@@ -9,7 +9,7 @@ new-job form).
 Every tab fails its test on a script error, a ``console.error`` (which includes CSP
 violations and responses the browser reports as failed), a request that fails and any
 HTTP error status, except the statuses a test declares with :meth:`Tab.expect`.
-Screenshots (:func:`screenshot`) go to ``out/ui-screenshots/`` (git-ignored).
+Screenshots (:meth:`Tab.screenshot`) go to ``out/ui-screenshots/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -167,6 +167,13 @@ class Tab:
     problems: list[str]
     expected: set[int] = field(default_factory=set)
 
+    def screenshot(self, name: str) -> Path:
+        """The whole page as ``out/ui-screenshots/<name>.png`` (git-ignored)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
     def expect(self, *statuses: int) -> None:
         """HTTP error statuses this test provokes on purpose (a refused key, another
         tenant's object): not problems."""
@@ -207,11 +214,3 @@ def tab(browser) -> Iterator[Tab]:
     yield tab
     context.close()
     assert not tab.problems, tab.problems
-
-
-def screenshot(tab: Tab, name: str) -> Path:
-    """The whole page as ``out/ui-screenshots/<name>.png`` (git-ignored)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    tab.page.screenshot(path=str(path), full_page=True)
-    return path

@@ -7,7 +7,6 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from conftest import screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # a real browser: ~25 s
 
@@ -42,7 +41,7 @@ def test_dashboard_refuses_a_wrong_key_then_lists_the_tenants_jobs(world, tab):
     message.wait_for(state="visible")
     assert "not accepted" in message.text_content() and "401" in message.text_content()
     assert page.evaluate("sessionStorage.length") == 0
-    screenshot(tab, "signin")
+    tab.screenshot("signin")
 
     page.fill("#api-key", world.keys["a"])
     page.click("button[type=submit]")
@@ -55,7 +54,7 @@ def test_dashboard_refuses_a_wrong_key_then_lists_the_tenants_jobs(world, tab):
     assert "2/2" in row.text_content()
     row.get_by_text("d.csv").wait_for()  # the dataset's file name replaces its id
     assert world.keys["a"] not in page.url
-    screenshot(tab, "jobs")
+    tab.screenshot("jobs")
     assert_clean(tab)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import screenshot
 from test_dashboard import assert_clean, sign_in
 
 from gsnn_edges.service.runner import run_job
@@ -83,7 +82,7 @@ def test_dashboard_pages_job_shows_heatmap_roc_and_a_clickable_network(world, ta
     page.keyboard.press("Enter")
     page.locator("#node-name", has_text=other).wait_for()
     check_node_detail(world, "a", world.succeeded, page, other)
-    screenshot(tab, "job")
+    tab.screenshot("job")
     page.locator("#results").scroll_into_view_if_needed()
     assert_clean(tab)
 
@@ -125,7 +124,7 @@ def test_dashboard_pages_graph_page_from_the_job_page(world, tab):
     loaded(page, "#graph-plot")
     ids = page.locator("#datasets tbody tr td:first-child").all_text_contents()
     assert ids == [d["id"] for d in datasets["items"]] and ids
-    screenshot(tab, "graph")
+    tab.screenshot("graph")
     assert_clean(tab)
 
 
@@ -157,7 +156,7 @@ def test_dashboard_pages_new_job_form_trains_a_job_another_tenant_never_sees(wor
     assert page.input_value(field("regressor.score_mode")) == "abs"
     assert page.is_checked(field("model.add_function_self_edges"))
     assert page.locator(f"{field('regressor.aggregators')} input:checked").count() == 2
-    screenshot(tab, "new")
+    tab.screenshot("new")
 
     graph = json.dumps(world.graph).encode()
     page.set_input_files(
@@ -210,7 +209,7 @@ def test_dashboard_pages_new_job_form_trains_a_job_another_tenant_never_sees(wor
     node = page.locator("svg.network .net-node.top").first
     node.click()
     check_node_detail(world, "d", job_id, page, node.locator("title").text_content())
-    screenshot(tab, "job-from-form")
+    tab.screenshot("job-from-form")
 
     # tenant b: not in its jobs, and the job and graph pages are not found
     graph_link = page.locator("#job-facts a[href^='/ui/graphs/']")
