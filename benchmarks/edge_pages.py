@@ -74,6 +74,7 @@ def realistic_edges(n: int, seed: int = 0, p_follow_scores: bool = True) -> pd.D
         theta=np.zeros((len(top), 1)),
         n_train_rows=1_000,
         n_heldout_rows=250,
+        equivalent=rng.random((len(top), n)) < 0.01,
     )
     return with_confirmation(edges, confirmation)
 

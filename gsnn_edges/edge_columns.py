@@ -16,6 +16,7 @@ EDGE_COLUMNS = (
     "effect",
     "confirm_p_value",
     "confirm_q_value",
+    "equivalents",
     "stability",
     "score_se",
 )
@@ -27,6 +28,7 @@ FLOAT_EDGE_COLUMNS = (
     "effect",
     "confirm_p_value",
     "confirm_q_value",
+    "equivalents",
     "stability",
     "score_se",
 )
@@ -37,6 +39,7 @@ UNCONFIRMED = {
     "effect": float("nan"),
     "confirm_p_value": float("nan"),
     "confirm_q_value": float("nan"),
+    "equivalents": float("nan"),
 }
 CONFIRM_COLUMNS = tuple(UNCONFIRMED)
 # what a job of one replica (and a table stored before replicas existed) holds in the

@@ -506,6 +506,36 @@ def topological_levels(n: int, edge_index: np.ndarray, names: Sequence[str]) -> 
     return levels
 
 
+def index_array(edge_index: Any) -> np.ndarray:
+    """An edge index (numpy array or torch tensor, any device) as int64 numpy ``[2, E]``."""
+    if hasattr(edge_index, "cpu"):
+        edge_index = edge_index.cpu()
+    return np.asarray(edge_index, dtype=np.int64)
+
+
+def input_ancestry(graph: GraphData) -> np.ndarray:
+    """Which inputs reach each function node through the graph: bool ``[N_function,
+    N_input]``. A GSNN node's activations are a function of exactly these inputs, so two
+    nodes with equal rows carry the same information about the inputs. One sparse
+    product per topological level (the function -> function edges are acyclic).
+    """
+    from scipy import sparse
+
+    n_f = len(graph.node_names_dict["function"])
+    n_in = len(graph.node_names_dict["input"])
+    inp = index_array(graph.edge_index_dict[EDGE_TYPES[0]])
+    ff = index_array(graph.edge_index_dict[FF])
+    reach = np.zeros((n_f, n_in), dtype=np.float32)
+    reach[inp[1], inp[0]] = 1.0
+    parents = sparse.csr_matrix(
+        (np.ones(ff.shape[1], dtype=np.float32), (ff[1], ff[0])), shape=(n_f, n_f)
+    )  # [child, parent]
+    names = graph.node_names_dict["function"]
+    for level in topological_levels(n_f, ff, names)[1:]:  # level 0 has no function parent
+        reach[level] = np.minimum(reach[level] + parents[level] @ reach, 1.0)  # not path counts
+    return reach > 0
+
+
 def split_edges(
     edges: Sequence[Edge], fraction: float, *, seed: int = 0
 ) -> tuple[list[Edge], list[Edge]]:

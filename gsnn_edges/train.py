@@ -415,6 +415,10 @@ def _ensemble_metrics(setup: RunSetup, runs: list[ReplicaRun], table: PairScores
     }
 
 
+# equivalent sources named per discovery in metrics.confirm.equivalents (the count is whole)
+EQUIVALENTS_LISTED = 20
+
+
 def _confirm(
     setup: RunSetup, model: GSNN | None, edges: pd.DataFrame
 ) -> tuple[EdgeConfirmation | None, dict | None]:
@@ -432,10 +436,21 @@ def _confirm(
     c = confirm_edges(
         model, setup.graph, pairs, setup.training_batches(), split.x_test, split.y_test
     )
+    names = np.asarray(setup.node_names, dtype=object)
+    found = np.flatnonzero((c.q_values < 0.1) & (c.equivalents > 0))
     return c, {
         "top": top,
         "n_confirmed": int(c.src.size),
         "discoveries_q_0_1": int((c.q_values < 0.1).sum()),
+        "equivalents": [
+            {
+                "src": names[c.src[m]],
+                "dst": names[c.dst[m]],
+                "n": int(c.equivalents[m]),
+                "sources": names[np.flatnonzero(c.equivalent[m])[:EQUIVALENTS_LISTED]].tolist(),
+            }
+            for m in found  # the discoveries, at most confirm.top
+        ],
         "train_rows": c.n_train_rows,
         "heldout_rows": c.n_heldout_rows,
         "seconds": time.perf_counter() - t0,

@@ -4,6 +4,7 @@ import torch
 
 from gsnn_edges.ensemble import combine_replicas, replica_seed
 from gsnn_edges.experiment import fit_posthoc, posthoc_baseline, run_benchmark
+from gsnn_edges.inference.confirm import equivalent_sources
 from gsnn_edges.inference.regressor import LR_FLOOR, MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.metrics import bh_qvalues, edge_table_metrics
 from gsnn_edges.nn.gsnn import GSNN
@@ -107,6 +108,17 @@ def test_train_joint_confirms_the_tables_top_candidates(bench, frame):
     assert cand.iloc[7:][["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
     m = res.metrics["confirm"]
     assert m["n_confirmed"] == 7 and m["heldout_rows"] == 120 and m["train_rows"] == 480
+    # equivalents: counted in the graph the model trained on, named for the discoveries
+    eq = equivalent_sources(bench.partial, conf[["src_idx", "dst_idx"]].to_numpy())
+    np.testing.assert_array_equal(conf.equivalents, eq.sum(1))
+    assert cand.iloc[7:].equivalents.isna().all()
+    names = np.array(res.node_names)
+    want = [
+        {"src": r.src_func, "dst": r.dst_func, "n": int(n), "sources": names[row].tolist()}
+        for r, n, row in zip(conf.itertuples(), eq.sum(1), eq, strict=True)
+        if r.confirm_q_value < 0.1 and n > 0
+    ]
+    assert want and m["equivalents"] == want  # this seed has discoveries with equivalents
     assert train_joint(bench.partial, frame, _small_spec(epochs=1)).metrics["confirm"] is None
 
 

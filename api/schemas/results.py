@@ -42,6 +42,14 @@ class EdgeItem(BaseModel):
     confirm_q_value: float | None = Field(
         None, description="Benjamini-Hochberg q-value of confirm_p_value over confirmed pairs."
     )
+    equivalents: int | None = Field(
+        None,
+        description="Confirmed pairs: how many other sources would bring dst the same new "
+        "inputs as src does (their inputs in the graph, less dst's, are src's), so that no "
+        "held-out test can tell their edge from this one: with equivalents > 0 a discovery "
+        "reads 'src -> dst or an equivalent is missing' (metrics confirm.equivalents names "
+        "them); null otherwise.",
+    )
     stability: float | None = Field(
         None,
         description="Jobs with replicas > 1: share of replicas that rank the pair among their "
@@ -105,6 +113,13 @@ class ScoreTestInfo(BaseModel):
     samples: str | None = Field(None, description="Which samples: 'training'.")
 
 
+class EquivalentSources(BaseModel):
+    src: str = Field(description="Source of the discovery.")
+    dst: str = Field(description="Its destination.")
+    n: int = Field(description="How many sources are equivalent to src for dst.")
+    sources: list[str] = Field(description="The first 20 of them, in node order.")
+
+
 class ConfirmInfo(BaseModel):
     top: int | None = Field(None, description="confirm.top of the spec.")
     n_confirmed: int | None = Field(None, description="Candidates confirmed (<= top).")
@@ -113,6 +128,11 @@ class ConfirmInfo(BaseModel):
     )
     train_rows: int | None = Field(None, description="Rows the candidate edges were fitted on.")
     heldout_rows: int | None = Field(None, description="Held-out rows they were tested on.")
+    equivalents: list[EquivalentSources] | None = Field(
+        None,
+        description="Each discovery (confirm_q_value < 0.1) that has equivalents: the sources "
+        "its test cannot tell from it (edge column 'equivalents').",
+    )
     seconds: float | None = Field(None, description="Wall-clock time of the stage.")
 
 

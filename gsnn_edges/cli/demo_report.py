@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from gsnn_edges.experiment import BenchmarkRun, edge_labels
+from gsnn_edges.graph import pair_indices
+from gsnn_edges.inference.confirm import set_covers
 from gsnn_edges.metrics import roc_curve
 
 
@@ -44,24 +46,30 @@ def _truth(run: BenchmarkRun, pair: tuple[str, str]) -> str:
     return "held-out (val)" if pair in set(run.val_edges) else ""
 
 
+def _count(v: float) -> str:
+    return "-" if np.isnan(v) else str(int(v))
+
+
 def _print_top_edges(run: BenchmarkRun, k: int = 10) -> None:
     edges = run.result.edges
     cand = edges.loc[~edges.has_edge.to_numpy()].head(k)
     print(f"\ntop {k} candidate edges (not in the training graph):")
     print(
         f"{'rank':>4}  {'src':>6} -> {'dst':<6} {'score':>8} {'q_value':>9} "
-        f"{'confirm_q':>10} {'effect':>9}  truth"
+        f"{'confirm_q':>10} {'effect':>9} {'equiv':>5}  truth"
     )
     for rank, r in enumerate(cand.itertuples(index=False), 1):
         pair = (str(r.src_func), str(r.dst_func))
         print(
             f"{rank:>4}  {pair[0]:>6} -> {pair[1]:<6} {r.score:8.4f} {r.q_value:9.2e} "
-            f"{r.confirm_q_value:10.2e} {r.effect:9.2e}  {_truth(run, pair)}"
+            f"{r.confirm_q_value:10.2e} {r.effect:9.2e} {_count(r.equivalents):>5}  "
+            f"{_truth(run, pair)}"
         )
 
 
 def _print_discoveries(run: BenchmarkRun, alpha: float = 0.1) -> None:
-    """How many pairs each q column calls discoveries, and how many are held-out edges."""
+    """How many pairs each q column calls discoveries, and how many are held-out edges;
+    for the confirmation also how many of its "this edge or an equivalent" claims hold."""
     cand = run.result.edges.loc[lambda e: ~e.has_edge.to_numpy()]
     held = set(run.val_edges) | set(run.test_edges)
     print(f"\ndiscoveries at q < {alpha} among candidates ({len(held)} edges held out):")
@@ -71,6 +79,18 @@ def _print_discoveries(run: BenchmarkRun, alpha: float = 0.1) -> None:
             (str(a), str(b)) in held for a, b in zip(hit.src_func, hit.dst_func, strict=True)
         )
         print(f"  {col:<16} {len(hit):>5} pairs, {true:>3} held out, {len(hit) - true:>4} not")
+    hit = cand.loc[cand["confirm_q_value"].to_numpy(float) < alpha]
+    if len(hit):
+        graph = run.bench.partial  # the graph the model trained on
+        names = list(graph.node_names_dict["function"])
+        covered = set_covers(
+            graph,
+            hit[["src_idx", "dst_idx"]].to_numpy(),
+            pair_indices(sorted(held), names),
+        )
+        n, hit_true = len(hit), int(covered.sum())
+        cover = f"{hit_true:>3} cover a held-out edge, {n - hit_true} not"
+        print(f"  {'  or equivalent':<16} {n:>5} pairs, {cover}")
 
 
 def write_outputs(run: BenchmarkRun, out: Path) -> list[Path]:

@@ -36,6 +36,19 @@ prediction too. ``benchmarks/README.md`` ("Confirmation") measures the gap (fals
 discoveries under a complete graph and among missing edges); the service therefore keeps
 confirmation opt-in and reports it in columns of its own.
 
+**What the test cannot tell apart.** Held-out prediction from the inputs sees an edge
+``i -> j`` only through the inputs ``i``'s activations are a function of. Every other
+source ``k`` whose inputs bring ``j`` the same new ones (``inputs(k) - inputs(j) ==
+inputs(i) - inputs(j)`` in the graph the model trained on) gives ``j`` the same
+information, so no refit can prefer one of them on evidence; only the shapes the frozen
+network happens to give them differ. :func:`equivalent_sources` finds them and the table's
+``equivalents`` column counts them: a discovery with ``equivalents > 0`` says *this edge
+or one of its equivalents is missing*. On the SPEC benchmark every held-out edge has such
+an equivalent (the sibling that shares the missing parent's only input), which is why
+its false discovery proportion counted edge by edge cannot fall far below one half at
+full power, while counted by equivalent set it is 0.07 (``benchmarks/README.md``,
+"Confirmation and calibration").
+
 Variants run side by side as one ``[k * B, ...]`` batch per chunk of ``k``, so confirming
 ``M`` candidates costs about ``(M + 1) * FIT_EPOCHS`` passes of the frozen network over
 the training rows plus ``M + 1`` forward passes over the held-out rows
@@ -56,7 +69,7 @@ from torch import Tensor, nn
 
 from gsnn_edges.device import model_device
 from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
-from gsnn_edges.graph import GraphData
+from gsnn_edges.graph import FF, GraphData, index_array, input_ancestry
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
     node_sums,
@@ -66,7 +79,14 @@ from gsnn_edges.inference.magnitudes import (
 from gsnn_edges.metrics import bh_qvalues
 from gsnn_edges.spec import CONFIRM_CHUNK_BYTES
 
-__all__ = ["CONFIRM_COLUMNS", "EdgeConfirmation", "confirm_edges", "with_confirmation"]
+__all__ = [
+    "CONFIRM_COLUMNS",
+    "EdgeConfirmation",
+    "confirm_edges",
+    "equivalent_sources",
+    "set_covers",
+    "with_confirmation",
+]
 
 # Adam passes over the training rows and rate of every variant's fit (how they were
 # chosen: benchmarks/README.md, "Implementation choices").
@@ -94,6 +114,8 @@ class EdgeConfirmation:
         q_values: ``[M]`` Benjamini-Hochberg over these ``M``.
         theta: ``[M, P]`` the jointly fitted edge weights per block pair.
         n_train_rows, n_heldout_rows: rows used to fit and to test.
+        equivalent: bool ``[M, N]``: the other sources each candidate's test cannot tell
+            from it (:func:`equivalent_sources`); ``equivalents`` counts them.
     """
 
     src: np.ndarray
@@ -104,6 +126,12 @@ class EdgeConfirmation:
     theta: np.ndarray
     n_train_rows: int
     n_heldout_rows: int
+    equivalent: np.ndarray
+
+    @property
+    def equivalents(self) -> np.ndarray:
+        """``[M]`` how many other sources each candidate's test cannot tell from it."""
+        return self.equivalent.sum(1)
 
 
 def with_confirmation(
@@ -134,6 +162,7 @@ def with_confirmation(
         "effect": confirmation.effect,
         "confirm_p_value": confirmation.p_values,
         "confirm_q_value": confirmation.q_values,
+        "equivalents": confirmation.equivalents.astype(float),
     }
     for col, v in values.items():
         out.iloc[rows, out.columns.get_loc(col)] = v
@@ -210,7 +239,35 @@ def confirm_edges(
         theta=thetas[0].cpu().numpy(),
         n_train_rows=n_train,
         n_heldout_rows=n_held,
+        equivalent=equivalent_sources(data, pairs),
     )
+
+
+def equivalent_sources(graph: GraphData, pairs: np.ndarray) -> np.ndarray:
+    """For each candidate ``src -> dst`` (``pairs`` ``[M, 2]`` function-node indices), the
+    other sources ``k`` whose edge into ``dst`` would bring it the same new inputs
+    (``inputs(k) - inputs(dst) == inputs(src) - inputs(dst)``, inputs by
+    :func:`~gsnn_edges.graph.input_ancestry`): held-out prediction cannot tell the
+    candidate from them. ``dst`` itself, ``src`` and ``dst``'s parents are never counted.
+
+    Returns:
+        bool ``[M, N]``.
+    """
+    reach = input_ancestry(graph)
+    n = reach.shape[0]
+    ff = index_array(graph.edge_index_dict[FF])
+    is_parent = np.zeros((n, n), dtype=bool)
+    is_parent[ff[0], ff[1]] = True
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros((len(pairs), n), dtype=bool)
+    # a loop over candidates (at most CONFIRM_MAX_TOP, once per job): each compares every
+    # source's new inputs for dst at once, [N, N_input]
+    for m, (src, dst) in enumerate(pairs):
+        new = reach & ~reach[dst]
+        out[m] = (new == new[src]).all(1)
+        out[m, [src, dst]] = False
+        out[m, is_parent[:, dst]] = False
+    return out
 
 
 class _CandidateEdges:
@@ -303,3 +360,19 @@ def _paired_t(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         tstat = mean / (sd / math.sqrt(n))
     p = np.where(sd > 0, stats.t.sf(tstat, n - 1), 1.0)
     return mean, p
+
+
+def set_covers(graph: GraphData, pairs: np.ndarray, true_pairs: np.ndarray) -> np.ndarray:
+    """Bool ``[M]``: whether candidate ``pairs[m]`` or one of its equivalents
+    (:func:`equivalent_sources`) is among ``true_pairs`` (``[T, 2]`` function-node
+    indices), i.e. whether the discovery "this edge or an equivalent is missing" is true."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    n = len(graph.node_names_dict["function"])
+    is_true = np.zeros((n, n), dtype=bool)
+    true_pairs = np.asarray(true_pairs, dtype=np.int64).reshape(-1, 2)
+    is_true[true_pairs[:, 0], true_pairs[:, 1]] = True
+    if pairs.size == 0:
+        return np.zeros(0, dtype=bool)
+    own = is_true[pairs[:, 0], pairs[:, 1]]
+    via = (equivalent_sources(graph, pairs) & is_true[:, pairs[:, 1]].T).any(1)
+    return own | via

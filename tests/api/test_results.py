@@ -77,7 +77,7 @@ def test_results_edges_filters_and_csv(client, done, bench):
     lines = csv.text.strip().splitlines()
     assert lines[0] == (
         "src,dst,score,p_value,q_value,has_edge,confirmed,effect,confirm_p_value,confirm_q_value,"
-        "stability,score_se"
+        "equivalents,stability,score_se"
     )
     assert not any(i["confirmed"] or i["confirm_q_value"] is not None for i in page["items"])
     # one replica: no stability or standard error, null rather than made up
@@ -149,6 +149,8 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     )
     assert all(0 <= i["confirm_p_value"] <= i["confirm_q_value"] <= 1 for i in items[:6])
     assert all(i["effect"] is None and i["confirm_p_value"] is None for i in items[6:])
+    assert all(isinstance(i["equivalents"], int) and i["equivalents"] >= 0 for i in items[:6])
+    assert all(i["equivalents"] is None for i in items[6:])
     cut = sorted(i["confirm_q_value"] for i in items[:6])[2]
     got = client.get(url, params={"max_confirm_q_value": cut}).json()["items"]
     assert {(i["src"], i["dst"]) for i in got} == {
@@ -156,6 +158,12 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     }
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert metrics["confirm"]["n_confirmed"] == 6 and metrics["confirm"]["heldout_rows"] > 0
+    named = {(e["src"], e["dst"]): e["n"] for e in metrics["confirm"]["equivalents"]}
+    assert named == {
+        (i["src"], i["dst"]): i["equivalents"]
+        for i in items[:6]
+        if i["confirm_q_value"] < 0.1 and i["equivalents"]
+    }
     _assert_metrics_fully_typed(client, job["id"])
 
 

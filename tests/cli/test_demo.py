@@ -16,6 +16,10 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     assert "filtered_mrr" in text
     assert "top 10 candidate edges" in text and "confirm_q" in text
     assert "discoveries at q < 0.1" in text and "confirm_q_value" in text
+    assert "equiv" in text
+    confirmed = pd.read_csv(out / "edges.csv").query("confirm_q_value < 0.1")
+    if len(confirmed):  # the set-level count of its discoveries
+        assert f"{len(confirmed)} pairs, " in text and "cover a held-out edge" in text
     edges = pd.read_csv(out / "edges.csv")
     assert list(edges.columns[:5]) == ["src_func", "dst_func", "src_idx", "dst_idx", "score"]
     assert len(edges) == 10 * 9  # width 5 -> 10 function nodes, no self pairs

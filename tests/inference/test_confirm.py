@@ -1,3 +1,4 @@
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,9 +6,17 @@ import torch
 from scipy import stats
 
 from gsnn_edges import GSNN
+from gsnn_edges.graph import input_ancestry, pair_indices
 from gsnn_edges.inference import confirm as confirm_mod
-from gsnn_edges.inference.confirm import CONFIRM_COLUMNS, confirm_edges, with_confirmation
+from gsnn_edges.inference.confirm import (
+    CONFIRM_COLUMNS,
+    confirm_edges,
+    equivalent_sources,
+    set_covers,
+    with_confirmation,
+)
 from gsnn_edges.inference.edge_table import edge_table
+from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
 
 from patching import patched
 
@@ -175,21 +184,21 @@ def test_with_confirmation_fills_confirmed_rows_only():
         theta=np.zeros((2, 1)),
         n_train_rows=10,
         n_heldout_rows=5,
+        equivalent=np.array([[True, False, False], [False, True, True]]),
     )
     out = with_confirmation(table, c)
-    assert list(out.columns[-4:]) == list(CONFIRM_COLUMNS)
+    assert list(out.columns[-5:]) == list(CONFIRM_COLUMNS)
     key = out.set_index([out.src_func.astype(str), out.dst_func.astype(str)])
     assert key.loc[("c", "b"), "confirm_p_value"] == 0.01 and key.loc[("c", "b"), "confirmed"]
     assert key.loc[("a", "c"), "effect"] == -0.1 and key.loc[("a", "c"), "confirm_q_value"] == 0.9
+    assert key.loc[("c", "b"), "equivalents"] == 1 and key.loc[("a", "c"), "equivalents"] == 2
     rest = out.loc[~out.confirmed]
-    assert (
-        len(rest) == 4 and rest[["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
-    )
+    assert len(rest) == 4 and rest[list(CONFIRM_COLUMNS[1:])].isna().all().all()
     pd.testing.assert_frame_equal(out[table.columns], table)
     plain = with_confirmation(table)
     assert not plain.confirmed.any() and plain.confirm_q_value.isna().all()
     bad = confirm_mod.EdgeConfirmation(
-        np.array([1]), np.array([1]), *(np.zeros(1),) * 3, np.zeros((1, 1)), 1, 1
+        np.array([1]), np.array([1]), *(np.zeros(1),) * 3, np.zeros((1, 1)), 1, 1, np.zeros((1, 3))
     )
     with pytest.raises(ValueError, match="not a row"):
         with_confirmation(table, bad)
@@ -217,3 +226,49 @@ def test_no_discoveries_where_the_model_is_exactly_right(bench):
         c = confirm_edges(model, g, top, train, x[400:], y[400:])
         found += int((c.q_values < 0.1).sum())
     assert found <= 1
+
+
+def _inputs_reaching(graph, node):
+    """The inputs with a path to ``node`` (networkx, the reference)."""
+    g = nx.DiGraph(graph.edge_names())
+    return {a for a in nx.ancestors(g, node) if a in set(graph.node_names_dict["input"])}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_equivalent_sources_against_sets_of_inputs(seed):
+    """Every (source, candidate) pair checked one by one with networkx ancestor sets."""
+    graph = random_layered_dag(6, 4, 5, 4, edge_prob=0.3, seed=seed).partial
+    names = list(graph.node_names_dict["function"])
+    reach = {v: _inputs_reaching(graph, v) for v in names}
+    np.testing.assert_array_equal(
+        input_ancestry(graph),
+        [[i in reach[v] for i in graph.node_names_dict["input"]] for v in names],
+    )
+    parents = {v: {a for a, b in graph.edge_names() if b == v} for v in names}
+    rng = np.random.default_rng(seed)
+    pairs = rng.choice(len(names), (30, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    got = equivalent_sources(graph, pairs)
+    for row, (i, j) in zip(got, pairs, strict=True):
+        dst, new = names[j], reach[names[i]] - reach[names[j]]
+        want = [
+            k not in (i, j) and names[k] not in parents[dst] and reach[names[k]] - reach[dst] == new
+            for k in range(len(names))
+        ]
+        assert row.tolist() == want
+
+
+def test_benchmark_siblings_are_equivalent_to_the_missing_parents():
+    """On the SPEC benchmark the sibling f{n+k-1} reaches only input k (its other parent's
+    edge is held out), as does the missing parent fk: their edges into f{n+k} bring the
+    same information; fk -> f{n+k} for k = 1 has none (f{n} also reaches input 0)."""
+    bench = converging_tier_graph(5)  # f0..f4 tier A, f5..f8 tier B, sink f9
+    names = list(bench.partial.node_names_dict["function"])
+    held = pair_indices(bench.held_out, names)
+    eq = equivalent_sources(bench.partial, held)
+    rows = zip(bench.held_out, eq, strict=True)
+    listed = {e: [names[k] for k in np.flatnonzero(r)] for e, r in rows}
+    assert listed[("f1", "f6")] == []
+    assert listed[("f2", "f7")] == ["f6"] and listed[("f3", "f8")] == ["f7"]
+    proxies = pair_indices([("f6", "f7"), ("f0", "f7"), ("f6", "f8")], names)
+    assert set_covers(bench.partial, proxies, held).tolist() == [True, False, False]

@@ -59,6 +59,7 @@ def synthetic_edges(n: int, seed: int = 0, confirmed: int = 6) -> pd.DataFrame:
         theta=np.zeros((confirmed, 1)),
         n_train_rows=10,
         n_heldout_rows=5,
+        equivalent=rng.random((confirmed, n)) < 0.1,
     )
     return with_confirmation(edges, confirmation)
 
@@ -97,9 +98,11 @@ def reference_csv(frame: pd.DataFrame) -> str:
 
 def read_export(text: str) -> pd.DataFrame:
     """A CSV export parsed cell by cell: names as written (a name like ``NA`` stays
-    text), empty float cells as NaN, flags as bool (``true`` or ``True``)."""
+    text), float columns as floats (``3`` and ``3.0`` alike) with empty cells as NaN,
+    flags as bool (``true`` or ``True``)."""
     floats = {c: [""] for c in FLOAT_EDGE_COLUMNS}
-    kw = {"dtype": {"src": str, "dst": str}, "keep_default_na": False, "na_values": floats}
+    types = {"src": str, "dst": str, **dict.fromkeys(FLOAT_EDGE_COLUMNS, float)}
+    kw = {"dtype": types, "keep_default_na": False, "na_values": floats}
     return pd.read_csv(io.StringIO(text), **kw)
 
 

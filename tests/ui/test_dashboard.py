@@ -88,6 +88,9 @@ def test_dashboard_job_page_shows_curves_scores_and_filtered_edges(world, tab):
     assert all(q != "–" for q in confirm_q[: world.confirmed]) and set(
         confirm_q[world.confirmed :]
     ) == {"–"}
+    equivalents = page.locator("#edges tbody tr td:nth-child(9)").all_text_contents()
+    assert all(n.isdigit() for n in equivalents[: world.confirmed])
+    assert set(equivalents[world.confirmed :]) == {"–"}
     page.fill("input[name=max_confirm_q_value]", "1")
     page.press("input[name=max_confirm_q_value]", "Enter")
     page.wait_for_function(

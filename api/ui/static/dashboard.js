@@ -329,6 +329,7 @@ function edgeCells(edge, rank) {
     number(edge.q_value),
     number(edge.effect),
     number(edge.confirm_q_value),
+    el("span", { text: edge.equivalents ?? "–" }),
     el("span", { text: edge.has_edge ? "yes" : "no" }),
   ];
   return cells.map((c) => el("td", {}, [c]));
