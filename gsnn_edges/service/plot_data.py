@@ -22,7 +22,7 @@ from gsnn_edges.service.jobs import epoch_history, get_job
 from gsnn_edges.service.plot_graph import function_edge_index, topological_rank
 from gsnn_edges.service.results import (
     EdgeQuery,
-    edge_page,
+    edge_page_of,
     load_metrics,
     require_succeeded,
     result_key,
@@ -147,7 +147,7 @@ def score_histogram(
         keep = ~table["has_edge"].to_numpy(zero_copy_only=False).astype(bool)
         score, q_value = score[keep], q_value[keep]
     edges, sig, rest, threshold = histogram_counts(score, q_value, bins, q_threshold)
-    _, page = edge_page(ctx, tenant, job_id, EdgeQuery(candidates_only=candidates_only), 0, 3)
+    _, page = edge_page_of(path, EdgeQuery(candidates_only=candidates_only), 0, 3)
     top = [(r["src"], r["dst"], r["score"]) for r in page if _finite(r["score"])]
     n_unscored = int(np.count_nonzero(~np.isfinite(score)))
     return ScoreHistogram(

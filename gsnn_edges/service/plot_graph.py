@@ -15,7 +15,12 @@ from gsnn_edges.graph import FF, NODE_TYPES, GraphValidationError, GSNNGraph, to
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError
 from gsnn_edges.service.graphs import get_graph, graph_content
-from gsnn_edges.service.results import EdgeQuery, edge_page, require_succeeded
+from gsnn_edges.service.results import (
+    EdgeQuery,
+    edge_page_of,
+    published_key,
+    require_succeeded,
+)
 
 # a drawing shows at most this many nodes (graph drawing, network view)
 MAX_DRAWN_NODES = 150
@@ -212,7 +217,8 @@ def neighbourhood(
         NotFoundError, ResultNotReadyError: as :func:`~gsnn_edges.service.results.result_key`.
     """
     job = require_succeeded(ctx, tenant, job_id)
-    _, items = edge_page(ctx, tenant, job_id, EdgeQuery(candidates_only=True), 0, top)
+    path = ctx.store.path(published_key(ctx, job, "edges"))
+    _, items = edge_page_of(path, EdgeQuery(candidates_only=True), 0, top)
     items = [i for i in items if i["score"] is not None]
     names, edges = function_edge_index(graph_content(ctx, job.graph_id))
     index = pd.Index(names)

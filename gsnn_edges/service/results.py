@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +45,12 @@ def result_key(ctx: ServiceContext, tenant: str, job_id: str, what: str) -> str:
 def result_keys(ctx: ServiceContext, tenant: str, job_id: str, *what: str) -> list[str]:
     """:func:`result_key` of several files, with one look-up of the job."""
     job = require_succeeded(ctx, tenant, job_id)
-    return [ctx.store.job_key(job_id, w, job.result_attempt) for w in what]
+    return [published_key(ctx, job, w) for w in what]
+
+
+def published_key(ctx: ServiceContext, job: Job, what: str) -> str:
+    """Artifact key of result file ``what`` of ``job``'s published attempt."""
+    return ctx.store.job_key(job.id, what, job.result_attempt)
 
 
 def require_succeeded(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
@@ -101,7 +107,15 @@ def edge_page(
 
     Reads only the row groups the page and the count need (``edge_store``), not the table.
     """
-    source = _edge_file(ctx, tenant, job_id, q)
+    return edge_page_of(_edge_file(ctx, tenant, job_id, q), q, offset, limit)
+
+
+def edge_page_of(
+    source: EdgeTableFile | Path, q: EdgeQuery, offset: int, limit: int
+) -> tuple[int, list[dict]]:
+    """:func:`edge_page` of a stored table already looked up (a caller that also reads
+    other files of the job looks it up once): ``source`` is its file or its path."""
+    source = source if isinstance(source, EdgeTableFile) else EdgeTableFile(source)
     total, rows = source.page(_filters(q), offset, limit, list(STORED_COLUMNS))
     return total, served_items(rows)
 

@@ -242,3 +242,23 @@ def test_results_large_weights_point_to_npy(tmp_path, queue, bench, frame):
         assert "GSNN_EDGES_MAX_JSON_WEIGHTS" in body["detail"]
         raw = c.get(f"/v1/jobs/{job['id']}/weights", params={"format": "npy"})
         assert np.load(io.BytesIO(raw.content)).shape == (12, 12)
+
+
+def test_results_score_histogram_and_network_look_the_job_up_once(client, done):
+    """Plots that read several files of a job find its published attempt with one query
+    (they used to look it up again for their top rows)."""
+    from sqlalchemy import event
+
+    engine = client.app.state.ctx.db.engine
+    statements: list[str] = []
+    listen = lambda conn, cursor, sql, *rest: statements.append(sql)
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        counts = {}
+        for path in ("plots/scores.svg", "plots/network.json"):
+            statements.clear()
+            assert client.get(f"/v1/jobs/{done}/{path}").status_code == 200, path
+            counts[path] = sum(s.lstrip().upper().startswith("SELECT") for s in statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert counts == {"plots/scores.svg": 1, "plots/network.json": 1}
