@@ -167,12 +167,13 @@ def main() -> None:
     ap = base_parser(__doc__, default_out="benchmarks/results/calibration.json")
     ap.add_argument("--top", type=int, default=50, help="confirm.top of every run")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--runs", nargs="+", choices=["missing", "null"], default=["missing", "null"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     report = {"top": args.top, "seeds": args.seeds, "alpha": ALPHA, "families": {}}
     for family in args.families:
-        for null in (False, True):
-            kind = "null" if null else "missing"
+        for kind in args.runs:
+            null = kind == "null"
             runs = []
             for seed in args.seeds:
                 r = one_seed(family, seed, args.top, null)
