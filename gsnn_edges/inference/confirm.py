@@ -43,11 +43,12 @@ inputs(i) - inputs(j)`` in the graph the model trained on) gives ``j`` the same
 information, so no refit can prefer one of them on evidence; only the shapes the frozen
 network happens to give them differ. :func:`equivalent_sources` finds them and the table's
 ``equivalents`` column counts them: a discovery with ``equivalents > 0`` says *this edge
-or one of its equivalents is missing*. On the SPEC benchmark every held-out edge has such
-an equivalent (the sibling that shares the missing parent's only input), which is why
-its false discovery proportion counted edge by edge cannot fall far below one half at
-full power, while counted by equivalent set it is 0.07 (``benchmarks/README.md``,
-"Confirmation and calibration").
+or one of its equivalents is missing*. On the SPEC benchmark 33 of the 35 held-out edges
+have such an equivalent (the sibling that shares the missing parent's only input). A test
+that treats equivalents alike makes about half of those discoveries false. The
+confirmation's 0.34, counted edge by edge, lies below that only because the frozen
+network happens to favour the true parents. Counted by equivalent set it is 0.07
+(``benchmarks/README.md``, "What held-out prediction cannot tell apart").
 
 Variants run side by side as one ``[k * B, ...]`` batch per chunk of ``k``, so confirming
 ``M`` candidates costs about ``(M + 1) * FIT_EPOCHS`` passes of the frozen network over
