@@ -31,7 +31,6 @@ import torch
 from scipy import stats
 
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.graph import pair_indices
 from gsnn_edges.inference.confirm import confirm_edges, set_covers
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
@@ -52,18 +51,13 @@ def discoveries(edges: pd.DataFrame, truth: set[tuple[str, str]], graph) -> dict
     cand = edges.loc[~edges.has_edge.to_numpy(bool)]
     pairs = list(zip(cand.src_func.astype(str), cand.dst_func.astype(str), strict=True))
     is_true = np.array([p in truth for p in pairs], dtype=bool)
-    names = list(graph.node_names_dict["function"])
     out = {}
     for name, col in Q_COLUMNS.items():
         hit = (cand[col].to_numpy(float) < ALPHA) & ~np.isnan(cand[col].to_numpy(float))
         true = is_true
         if name == "confirm_set":
             true = np.zeros(len(cand), dtype=bool)
-            true[hit] = set_covers(
-                graph,
-                cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(),
-                pair_indices(sorted(truth), names).reshape(-1, 2),
-            )
+            true[hit] = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
         n, tp = int(hit.sum()), int((hit & true).sum())
         out[name] = {
             "discoveries": n,

@@ -437,11 +437,11 @@ def _confirm(
         model, setup.graph, pairs, setup.training_batches(), split.x_test, split.y_test
     )
     names = np.asarray(setup.node_names, dtype=object)
-    found = np.flatnonzero((c.q_values < 0.1) & (c.equivalents > 0))
+    discovery = c.q_values < 0.1
     return c, {
         "top": top,
         "n_confirmed": int(c.src.size),
-        "discoveries_q_0_1": int((c.q_values < 0.1).sum()),
+        "discoveries_q_0_1": int(discovery.sum()),
         "equivalents": [
             {
                 "src": names[c.src[m]],
@@ -449,7 +449,7 @@ def _confirm(
                 "n": int(c.equivalents[m]),
                 "sources": names[np.flatnonzero(c.equivalent[m])[:EQUIVALENTS_LISTED]].tolist(),
             }
-            for m in found  # the discoveries, at most confirm.top
+            for m in np.flatnonzero(discovery & (c.equivalents > 0))  # at most confirm.top
         ],
         "train_rows": c.n_train_rows,
         "heldout_rows": c.n_heldout_rows,

@@ -70,7 +70,7 @@ from torch import Tensor, nn
 
 from gsnn_edges.device import model_device
 from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
-from gsnn_edges.graph import FF, GraphData, index_array, input_ancestry
+from gsnn_edges.graph import FF, Edge, GraphData, index_array, input_ancestry, pair_indices
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
     node_sums,
@@ -363,17 +363,17 @@ def _paired_t(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, p
 
 
-def set_covers(graph: GraphData, pairs: np.ndarray, true_pairs: np.ndarray) -> np.ndarray:
-    """Bool ``[M]``: whether candidate ``pairs[m]`` or one of its equivalents
-    (:func:`equivalent_sources`) is among ``true_pairs`` (``[T, 2]`` function-node
-    indices), i.e. whether the discovery "this edge or an equivalent is missing" is true."""
+def set_covers(graph: GraphData, pairs: np.ndarray, true_edges: Iterable[Edge]) -> np.ndarray:
+    """Bool ``[M]``: whether candidate ``pairs[m]`` (function-node indices) or one of its
+    equivalents (:func:`equivalent_sources`) is one of ``true_edges`` (name pairs), i.e.
+    whether the discovery "this edge or an equivalent is missing" is true."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    n = len(graph.node_names_dict["function"])
-    is_true = np.zeros((n, n), dtype=bool)
-    true_pairs = np.asarray(true_pairs, dtype=np.int64).reshape(-1, 2)
-    is_true[true_pairs[:, 0], true_pairs[:, 1]] = True
     if pairs.size == 0:
         return np.zeros(0, dtype=bool)
+    names = list(graph.node_names_dict["function"])
+    true_pairs = pair_indices(list(true_edges), names)
+    is_true = np.zeros((len(names), len(names)), dtype=bool)
+    is_true[true_pairs[:, 0], true_pairs[:, 1]] = True
     own = is_true[pairs[:, 0], pairs[:, 1]]
     via = (equivalent_sources(graph, pairs) & is_true[:, pairs[:, 1]].T).any(1)
     return own | via

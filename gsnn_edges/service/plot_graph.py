@@ -11,7 +11,14 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
-from gsnn_edges.graph import FF, NODE_TYPES, GraphValidationError, GSNNGraph, topological_levels
+from gsnn_edges.graph import (
+    FF,
+    NODE_TYPES,
+    GraphValidationError,
+    GSNNGraph,
+    index_array,
+    topological_levels,
+)
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.errors import InvalidInputError
 from gsnn_edges.service.graphs import get_graph, graph_content
@@ -45,7 +52,7 @@ def edge_index(content: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
     names = list(chain.from_iterable(groups))
     types = np.repeat(np.arange(len(NODE_TYPES)), [len(g) for g in groups])
     parts = [
-        np.asarray(ei, dtype=np.int64) + np.array([[start[src]], [start[dst]]])
+        index_array(ei) + np.array([[start[src]], [start[dst]]])
         for (src, _, dst), ei in graph.edge_index_dict.items()
     ]
     return names, types, np.concatenate(parts, axis=1) if parts else np.zeros((2, 0), np.int64)
@@ -54,9 +61,8 @@ def edge_index(content: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
 def function_edge_index(content: dict) -> tuple[list[str], np.ndarray]:
     """``(function names, [2, E] function -> function edges as positions in them)``: the
     graph's own ``FF`` edge index."""
-    graph = GSNNGraph.from_json(content)
-    edges = graph.edge_index_dict.get(FF, np.zeros((2, 0), np.int64))
-    return list(graph.node_names_dict["function"]), np.asarray(edges, dtype=np.int64)
+    graph = GSNNGraph.from_json(content)  # every edge type present, empty or not
+    return list(graph.node_names_dict["function"]), index_array(graph.edge_index_dict[FF])
 
 
 def topological_rank(n: int, edges: np.ndarray, names: list[str]) -> np.ndarray | None:

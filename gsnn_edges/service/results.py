@@ -87,14 +87,14 @@ def _filters(q: EdgeQuery) -> list[Filter]:
     return [*filters, CANDIDATES] if q.candidates_only else filters
 
 
-def _edge_file(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> EdgeTableFile:
+def _edge_file(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> Path:
     """The stored sort order that answers ``q`` with the least reading: by source or by
     destination when ``q`` names one, else by score (also for jobs stored before the
     other orders existed)."""
     what = "edges_by_src" if q.src is not None else "edges_by_dst" if q.dst is not None else "edges"
     main, ordered = result_keys(ctx, tenant, job_id, "edges", what)
     path = ctx.store.path(ordered)
-    return EdgeTableFile(path if path.exists() else ctx.store.path(main))
+    return path if path.exists() else ctx.store.path(main)
 
 
 def edge_page(
@@ -110,13 +110,10 @@ def edge_page(
     return edge_page_of(_edge_file(ctx, tenant, job_id, q), q, offset, limit)
 
 
-def edge_page_of(
-    source: EdgeTableFile | Path, q: EdgeQuery, offset: int, limit: int
-) -> tuple[int, list[dict]]:
-    """:func:`edge_page` of a stored table already looked up (a caller that also reads
-    other files of the job looks it up once): ``source`` is its file or its path."""
-    source = source if isinstance(source, EdgeTableFile) else EdgeTableFile(source)
-    total, rows = source.page(_filters(q), offset, limit, list(STORED_COLUMNS))
+def edge_page_of(path: Path, q: EdgeQuery, offset: int, limit: int) -> tuple[int, list[dict]]:
+    """:func:`edge_page` of the stored table at ``path``, already looked up (a caller that
+    also reads other files of the job looks the job up once)."""
+    total, rows = EdgeTableFile(path).page(_filters(q), offset, limit, list(STORED_COLUMNS))
     return total, served_items(rows)
 
 
@@ -127,7 +124,7 @@ def edges_csv(ctx: ServiceContext, tenant: str, job_id: str, q: EdgeQuery) -> It
     The job is looked up now (NotFoundError, ResultNotReadyError raise here, before a
     response starts); the rows are read as the iterator is consumed.
     """
-    source = _edge_file(ctx, tenant, job_id, q)
+    source = EdgeTableFile(_edge_file(ctx, tenant, job_id, q))
     return _csv_chunks(source.scan(_filters(q), list(STORED_COLUMNS)))
 
 

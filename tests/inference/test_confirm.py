@@ -271,4 +271,5 @@ def test_benchmark_siblings_are_equivalent_to_the_missing_parents():
     assert listed[("f1", "f6")] == []
     assert listed[("f2", "f7")] == ["f6"] and listed[("f3", "f8")] == ["f7"]
     proxies = pair_indices([("f6", "f7"), ("f0", "f7"), ("f6", "f8")], names)
-    assert set_covers(bench.partial, proxies, held).tolist() == [True, False, False]
+    assert set_covers(bench.partial, proxies, bench.held_out).tolist() == [True, False, False]
+    assert set_covers(bench.partial, proxies[:0], bench.held_out).shape == (0,)
