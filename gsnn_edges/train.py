@@ -337,13 +337,17 @@ def train_replica(
 
 
 def assemble(
-    setup: RunSetup, runs: list[ReplicaRun], on_epoch: Callable[[dict], None] | None = None
+    setup: RunSetup,
+    runs: list[ReplicaRun],
+    on_epoch: Callable[[dict], None] | None = None,
+    confirm: bool = True,
 ) -> TrainResult:
     """The job's result from its replicas: the edge table of the job's scorer (one
     replica's own, or the replicas combined by :func:`~gsnn_edges.ensemble.combine_replicas`),
-    the confirmation of its top candidates on replica 0's model, and the metrics.
-    ``on_epoch`` hears of the ``combining`` and ``confirming`` stages (with replica 0's
-    last epoch record)."""
+    the confirmation of its top candidates on replica 0's model (unless ``confirm`` is
+    False: the service then confirms them on its workers), and the metrics. ``on_epoch``
+    hears of the ``combining`` and ``confirming`` stages (with replica 0's last epoch
+    record)."""
     name = setup.spec.regressor.scorer
     first = runs[0]
     stage = lambda name: on_epoch and on_epoch({**first.metrics["history"][-1], "stage": name})
@@ -361,9 +365,10 @@ def assemble(
         metrics = _ensemble_metrics(setup, runs, table)
         weights = np.mean([r.weights for r in runs], axis=0)
     edges = edge_table(table.scores, names, in_graph, table.p_values, columns=extra)
-    if setup.spec.confirm.top:
+    confirmation, metrics["confirm"] = None, None
+    if confirm and setup.spec.confirm.top:
         stage("confirming")
-    confirmation, metrics["confirm"] = _confirm(setup, first.model, edges)
+        confirmation, metrics["confirm"] = _confirm(setup, first.model, edges)
     return TrainResult(
         node_names=names,
         weights=weights,
@@ -419,27 +424,20 @@ def _ensemble_metrics(setup: RunSetup, runs: list[ReplicaRun], table: PairScores
 EQUIVALENTS_LISTED = 20
 
 
-def _confirm(
-    setup: RunSetup, model: GSNN | None, edges: pd.DataFrame
-) -> tuple[EdgeConfirmation | None, dict | None]:
-    """Confirm the table's top ``confirm.top`` scored candidates on ``model`` (training
-    rows fit, test rows judge); ``(None, None)`` when off."""
-    top = setup.spec.confirm.top
-    if top == 0:
-        return None, None
-    if model is None:
-        raise ValueError("confirmation needs the trained model of replica 0")
-    t0 = time.perf_counter()
+def confirm_candidates(setup: RunSetup, edges: pd.DataFrame) -> np.ndarray:
+    """``[M, 2]`` the table's ``confirm.top`` best-scored pairs not in the graph (index
+    pairs; fewer where fewer are scored)."""
     scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
-    pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()[:top]
-    split = setup.split
-    c = confirm_edges(
-        model, setup.graph, pairs, setup.training_batches(), split.x_test, split.y_test
-    )
+    return edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()[: setup.spec.confirm.top]
+
+
+def confirm_metrics(setup: RunSetup, c: EdgeConfirmation, seconds: float) -> dict:
+    """``metrics.confirm`` of a confirmation: counts, the discoveries' equivalents, rows
+    and time (``seconds`` of fitting and testing)."""
     names = np.asarray(setup.node_names, dtype=object)
     discovery = c.q_values < 0.1
-    return c, {
-        "top": top,
+    return {
+        "top": setup.spec.confirm.top,
         "n_confirmed": int(c.src.size),
         "discoveries_q_0_1": int(discovery.sum()),
         "equivalents": [
@@ -453,8 +451,28 @@ def _confirm(
         ],
         "train_rows": c.n_train_rows,
         "heldout_rows": c.n_heldout_rows,
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
     }
+
+
+def _confirm(
+    setup: RunSetup, model: GSNN | None, edges: pd.DataFrame
+) -> tuple[EdgeConfirmation, dict]:
+    """Confirm the table's top ``confirm.top`` scored candidates on ``model`` (training
+    rows fit, test rows judge), in this process."""
+    if model is None:
+        raise ValueError("confirmation needs the trained model of replica 0")
+    t0 = time.perf_counter()
+    split = setup.split
+    c = confirm_edges(
+        model,
+        setup.graph,
+        confirm_candidates(setup, edges),
+        setup.training_batches(),
+        split.x_test,
+        split.y_test,
+    )
+    return c, confirm_metrics(setup, c, time.perf_counter() - t0)
 
 
 class _EpochLoop:

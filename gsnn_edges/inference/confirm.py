@@ -53,7 +53,10 @@ network happens to favour the true parents. Counted by equivalent set it is 0.07
 Variants run side by side as one ``[k * B, ...]`` batch per chunk of ``k``, so confirming
 ``M`` candidates costs about ``(M + 1) * FIT_EPOCHS`` passes of the frozen network over
 the training rows plus ``M + 1`` forward passes over the held-out rows
-(``benchmarks/README.md`` gives the time against training's).
+(``benchmarks/README.md`` gives the time against training's). The fits are independent,
+so the service can split them over workers: :func:`fit_variants` fits any subset,
+:func:`judge` tests the candidates once every variant's fit is in
+(:mod:`gsnn_edges.service.children`).
 """
 
 from __future__ import annotations
@@ -83,9 +86,13 @@ from gsnn_edges.spec import CONFIRM_CHUNK_BYTES
 __all__ = [
     "CONFIRM_COLUMNS",
     "EdgeConfirmation",
+    "VariantFits",
     "confirm_edges",
     "equivalent_sources",
+    "fit_variants",
+    "judge",
     "set_covers",
+    "variant_keep",
     "with_confirmation",
 ]
 
@@ -204,6 +211,76 @@ def confirm_edges(
         ValueError: fewer than 3 held-out rows, no training rows, pairs out of range or
             on the diagonal, or a model the activations cannot be read from.
     """
+    fit = fit_variants(
+        model,
+        data,
+        pairs,
+        range(len(np.asarray(pairs).reshape(-1, 2)) + 1),
+        list(train_batches),
+        x_heldout,
+        y_heldout,
+        epochs=epochs,
+        lr=lr,
+        chunk_rows=chunk_rows,
+    )
+    return judge(data, pairs, fit)
+
+
+@dataclass
+class VariantFits:
+    """Fits of some of a confirmation's ``M + 1`` weight variants (:func:`variant_keep`):
+    what one chunk of a fanned-out confirmation hands to :func:`judge`.
+
+    Attributes:
+        variants: ``[V]`` which variants (0: every candidate; ``m + 1``: all but ``m``).
+        losses: ``[V, n]`` per held-out row loss of each.
+        thetas: ``[V, M, P]`` their fitted edge weights.
+        n_train_rows: training rows each was fitted on.
+    """
+
+    variants: np.ndarray
+    losses: np.ndarray
+    thetas: np.ndarray
+    n_train_rows: int
+
+    @classmethod
+    def concat(cls, parts: Sequence[VariantFits]) -> VariantFits:
+        """The chunks' fits as one, in variant order."""
+        order = np.argsort(np.concatenate([p.variants for p in parts]), kind="stable")
+        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])[order]
+        return cls(cat("variants"), cat("losses"), cat("thetas"), parts[0].n_train_rows)
+
+
+def variant_keep(
+    m: int, variants: Sequence[int] | range, device: torch.device | None = None
+) -> Tensor:
+    """``[V, M]`` 0/1: which candidates each of ``variants`` holds (variant 0 every
+    candidate, variant ``m + 1`` all but candidate ``m``)."""
+    rows = torch.cat([torch.ones(1, m, device=device), 1 - torch.eye(m, device=device)])
+    return rows[torch.as_tensor(list(variants), dtype=torch.long, device=device)]
+
+
+def fit_variants(
+    model: nn.Module,
+    data: GraphData,
+    pairs: np.ndarray,
+    variants: Sequence[int] | range,
+    train_batches: Sequence,
+    x_heldout: Tensor,
+    y_heldout: Tensor,
+    *,
+    epochs: int = FIT_EPOCHS,
+    lr: float = FIT_LR,
+    chunk_rows: int | None = None,
+) -> VariantFits:
+    """Fit ``variants`` of the candidate edges ``pairs`` on the training batches and take
+    their per-row held-out losses (arguments as :func:`confirm_edges`'). Each variant is
+    fitted alone from 0, so any split of the ``M + 1`` variants into chunks, fitted
+    anywhere (a worker each in the service), gives the fits of one run.
+
+    Raises:
+        ValueError: as :func:`confirm_edges`.
+    """
     check_probe_model(model, data)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     n = model.n_function
@@ -217,29 +294,38 @@ def confirm_edges(
     device = model_device(model)
     src = torch.as_tensor(pairs[:, 0].copy(), device=device)
     dst = torch.as_tensor(pairs[:, 1].copy(), device=device)
-    batches = list(train_batches)
-    n_train = sum(int(b[0].shape[0]) for b in batches)
+    n_train = sum(int(b[0].shape[0]) for b in train_batches)
     if n_train == 0:
         raise ValueError("train_batches yielded no rows; nothing to fit")
-    m = len(pairs)
-    # variant 0 holds every candidate, variant m + 1 all but candidate m; each is fitted
-    # the same way from 0 (paired: same rows, same steps, no random numbers)
-    keep = torch.cat([torch.ones(1, m, device=device), 1 - torch.eye(m, device=device)])
+    keep = variant_keep(len(pairs), variants, device)
     edges = _CandidateEdges(model, src, dst)
     chunk_rows = chunk_rows or rows_per_chunk(model)
-    thetas = _train(edges, keep, batches, epochs, lr, chunk_rows)
+    thetas = _train(edges, keep, train_batches, epochs, lr, chunk_rows)
     losses = _losses(edges, thetas, x_heldout.to(device), y_heldout.to(device), chunk_rows)
-    d = losses[1:] - losses[:1]  # loss without candidate m minus loss with all
-    effect, p = _paired_t(d.double().cpu().numpy())
+    return VariantFits(
+        np.asarray(list(variants), dtype=np.int64),
+        losses.double().cpu().numpy(),
+        thetas.cpu().numpy(),
+        n_train,
+    )
+
+
+def judge(data: GraphData, pairs: np.ndarray, fit: VariantFits) -> EdgeConfirmation:
+    """The paired test of each candidate from the fits of all ``M + 1`` variants."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if not np.array_equal(fit.variants, np.arange(len(pairs) + 1)):
+        raise ValueError(f"the fits hold variants {fit.variants.tolist()}, not 0..{len(pairs)}")
+    d = fit.losses[1:] - fit.losses[:1]  # loss without candidate m minus loss with all
+    effect, p = _paired_t(d)
     return EdgeConfirmation(
         src=pairs[:, 0].copy(),
         dst=pairs[:, 1].copy(),
         effect=effect,
         p_values=p,
         q_values=bh_qvalues(p),
-        theta=thetas[0].cpu().numpy(),
-        n_train_rows=n_train,
-        n_heldout_rows=n_held,
+        theta=fit.thetas[0],
+        n_train_rows=fit.n_train_rows,
+        n_heldout_rows=fit.losses.shape[1],
         equivalent=equivalent_sources(data, pairs),
     )
 

@@ -157,6 +157,28 @@ def test_confirm_edges_finds_a_planted_edge(bench):
     np.testing.assert_allclose(c.q_values, confirm_mod.bh_qvalues(c.p_values))
 
 
+def test_confirmation_fitted_in_chunks_is_the_confirmation_of_one_run(bench):
+    """The service's fan-out: the M + 1 variants fitted in chunks (in any order, on any
+    worker) and judged together give one run's p-values, effects and weights; a set of
+    fits that misses a variant is refused."""
+    model, g = _model(bench, seed=2)
+    torch.manual_seed(3)
+    x = torch.randn(120, model.n_inputs)
+    y = torch.randn(120, model.n_outputs)
+    train = [(x[i : i + 30], y[i : i + 30]) for i in range(0, 90, 30)]
+    whole = confirm_edges(model, g, PAIRS, train, x[90:], y[90:])
+    fit = lambda variants: confirm_mod.fit_variants(
+        model, g, PAIRS, variants, train, x[90:], y[90:]
+    )
+    parts = [fit([3, 4]), fit(range(0, 3))]  # variants 0..4 for 4 candidates
+    chunked = confirm_mod.judge(g, PAIRS, confirm_mod.VariantFits.concat(parts))
+    for name in ("effect", "p_values", "q_values", "theta"):
+        np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-5)
+    assert chunked.n_train_rows == 90 and chunked.n_heldout_rows == 30
+    with pytest.raises(ValueError, match="not 0..4"):
+        confirm_mod.judge(g, PAIRS, confirm_mod.VariantFits.concat(parts[1:]))
+
+
 def test_confirm_edges_rejects_bad_input(bench):
     model, g = _model(bench)
     x, y = torch.randn(5, model.n_inputs), torch.randn(5, model.n_outputs)
