@@ -9,7 +9,7 @@ from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.runner import run_next_job
 from gsnn_edges.service.settings import get_settings
 from worker.app import app
-from worker.config import RUN_JOB, celery_enqueue
+from worker.config import RUN_JOB, celery_enqueue, celery_enqueue_group
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +17,13 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def _ctx() -> ServiceContext:
     """Service context of this process, built lazily (after fork) and migrated. Its
-    queue sends one kind of message: a job whose last replica this worker finished."""
+    queue sends a job's confirmation chunks (a group, so free workers fit them at once)."""
     settings = get_settings()
-    return ServiceContext.from_settings(settings, enqueue=celery_enqueue(app, settings))
+    return ServiceContext.from_settings(
+        settings,
+        enqueue=celery_enqueue(app, settings),
+        enqueue_many=celery_enqueue_group(app, settings),
+    )
 
 
 @app.task(name=RUN_JOB)  # late acks come from task_acks_late in worker.config

@@ -38,6 +38,14 @@ class Progress(BaseModel):
         "pair at the kept checkpoint), 'combining' (a job with replicas, once they are "
         "done), 'confirming' (with confirm.top).",
     )
+    confirm_chunks: int | None = Field(
+        None,
+        description="While confirming on workers (GSNN_EDGES_CONFIRM_CHUNKS > 1): the "
+        "chunk jobs the candidates were split into.",
+    )
+    confirm_chunks_done: int | None = Field(
+        None, description="Of those, the chunks that have finished."
+    )
 
 
 class JobError(BaseModel):

@@ -133,7 +133,16 @@ class ConfirmInfo(BaseModel):
         description="Each discovery (confirm_q_value < 0.1) that has equivalents: the sources "
         "its test cannot tell from it (edge column 'equivalents').",
     )
-    seconds: float | None = Field(None, description="Wall-clock time of the stage.")
+    seconds: float | None = Field(
+        None,
+        description="Time spent fitting and testing the candidates (with chunks: summed "
+        "over them, so comparable with a confirmation in one process).",
+    )
+    chunks: int | None = Field(
+        None,
+        description="Chunk jobs the confirmation ran as on the workers "
+        "(GSNN_EDGES_CONFIRM_CHUNKS); absent when it ran in the job's own process.",
+    )
 
 
 class Timing(BaseModel):

@@ -30,9 +30,14 @@ JOB_FILES = {
     "model": "model.pt",
     "regressor": "regressor.pt",
     # a replica job's scores and p-values of the job's scorer, [N, N] float64, which the
-    # job combines (service.replicas)
+    # job combines (service.children)
     "replica_scores": "scores.npy",
     "replica_p_values": "p_values.npy",
+    # a job whose confirmation fans out: its candidates [M, 2] (staged attempt); each
+    # chunk's held-out losses [V, n] and fitted weights [V, M, P] (service.children)
+    "confirm_pairs": "confirm_pairs.npy",
+    "confirm_losses": "confirm_losses.npy",
+    "confirm_thetas": "confirm_thetas.npy",
 }
 
 

@@ -26,8 +26,9 @@ def _no_queue(job_id: str) -> None:
 @dataclass
 class ServiceContext:
     """Settings, database, artifact store and the job queue: ``enqueue(job_id)``, and
-    ``enqueue_many(job_ids)`` for jobs meant to run at once (a job's replicas; Celery
-    sends them as a group; by default one ``enqueue`` each)."""
+    ``enqueue_many(job_ids)`` for jobs meant to run at once (a job's replicas or its
+    confirmation's chunks; Celery sends them as a group; by default one ``enqueue``
+    each)."""
 
     settings: Settings
     db: Database

@@ -133,7 +133,7 @@ def submit_job(
     job = _new_job(tenant, graph_id, dataset_id, spec)
     job.idempotency_key, job.request_hash = idempotency_key, digest
     # a job of several replicas runs as one job per replica plus itself, the join
-    # (service.replicas): the replicas go to the queue now, the job once they succeed
+    # (service.children): the replicas go to the queue now, the job once they succeed
     replicas = [
         _new_job(tenant, graph_id, dataset_id, spec, parent_id=job.id, replica=r)
         for r in range(int(spec.get("replicas") or 1))
@@ -210,8 +210,10 @@ def cancel_job(ctx: ServiceContext, tenant: str, job_id: str) -> Job:
         raise ConflictError(f"job {job_id!r} already {job.status}; it cannot be cancelled")
     with ctx.db.session() as session:
         repo.request_cancel(session, job_id)
-        for replica in job.children:  # each stops at its next epoch boundary
-            repo.request_cancel(session, replica.id)
+        # its replicas stop at their next epoch boundary, its confirmation chunks
+        # before they fit
+        for child in [*job.children, *repo.chunk_jobs(session, job_id)]:
+            repo.request_cancel(session, child.id)
     return get_job(ctx, tenant, job_id)
 
 

@@ -72,8 +72,11 @@ class Job(Base):
 
     A job with ``spec.replicas > 1`` has one child job per replica (``parent_id``,
     ``replica``): the children train, each on a worker of its own, and the job itself
-    runs once they have all succeeded, combining their results. Children are internal:
-    the API lists and serves only top-level jobs, with their children as ``replicas``.
+    runs once they have all succeeded, combining their results. A job whose
+    confirmation fans out (``GSNN_EDGES_CONFIRM_CHUNKS`` > 1) stages its unconfirmed
+    results, then has one child job per chunk of candidates (``confirm_chunk``) and runs
+    again, to merge them, once they have succeeded. Children are internal: the API lists
+    and serves only top-level jobs, with their replica children as ``replicas``.
     """
 
     __tablename__ = "jobs"
@@ -111,6 +114,12 @@ class Job(Base):
         ForeignKey("jobs.id", name="fk_jobs_parent_id"), nullable=True, index=True
     )
     replica: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # a chunk of a job's confirmation (service.children): fits some of the candidates'
+    # variants on the checkpoint the job's training attempt staged
+    confirm_chunk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the claim token of the training attempt whose unconfirmed results, checkpoint and
+    # candidates the confirmation chunks read and the job's next run completes
+    staged_attempt: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # a job's replica jobs, replica 0 first: filled by the repository's job reads, with a
     # query for jobs with replicas only (a status poll of a job without replicas costs
     # no second query); never loaded on access, so a read that forgets it fails loudly

@@ -5,7 +5,8 @@ A running job whose heartbeat is older than ``stale_after_s`` lost its worker (k
 out of memory, machine gone). The reaper drops the claim and re-queues it while
 ``attempts < max_attempts`` (status stays ``running``, so it only moves forward), and
 otherwise fails it with a reason. A job whose cancellation was requested is cancelled.
-A replica given up fails the job it belongs to (``service.replicas``).
+A child job given up (a replica, a confirmation chunk) fails the job it belongs to
+(``service.children``).
 
 A queued (or released) job whose last message is older than ``stale_after_s`` may have
 lost it (API killed between commit and enqueue, broker flushed or restarted, a crash
@@ -23,8 +24,8 @@ from datetime import datetime, timedelta
 
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
+from gsnn_edges.service.children import settle_child
 from gsnn_edges.service.context import ServiceContext
-from gsnn_edges.service.replicas import settle_replica
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def reap_stale_jobs(ctx: ServiceContext, now: datetime | None = None) -> dict[st
                 error = _lost_error(ctx, stale.attempts)
                 if repo.end_stale(session, stale, cutoff, JobStatus.failed, error):
                     counts["failed"] += 1
-                    settle_replica(ctx, stale.id)  # a lost replica fails its job
+                    settle_child(ctx, stale.id)  # a lost child fails its job
             elif repo.release_stale(session, stale, cutoff, now):
                 log.warning("re-queueing job %s (attempt %d lost)", stale.id, stale.attempts)
                 ctx.enqueue(stale.id)

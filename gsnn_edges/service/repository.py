@@ -138,7 +138,8 @@ def _with_replicas(session: Session, jobs: list[Job]) -> list[Job]:
     parents = [j.id for j in jobs if int((j.spec or {}).get("replicas") or 1) > 1]
     found: dict[str, list[Job]] = {p: [] for p in parents}
     if parents:
-        stmt = select(Job).where(Job.parent_id.in_(parents)).order_by(Job.replica)
+        replicas = Job.parent_id.in_(parents) & Job.replica.is_not(None)  # not its chunks
+        stmt = select(Job).where(replicas).order_by(Job.replica)
         for child in session.scalars(stmt):
             found[child.parent_id].append(child)
     for job in jobs:
@@ -253,8 +254,9 @@ def claim_job(session: Session, job_id: str, token: str, device: str | None) -> 
             device=device,
         )
     )
-    if result.rowcount == 1:  # a new attempt starts a new curve
-        session.execute(delete(JobEpoch).where(JobEpoch.job_id == job_id))
+    if result.rowcount == 1:  # a new attempt starts a new curve (not a staged job's merge)
+        staged = select(Job.staged_attempt).where(Job.id == job_id).scalar_subquery()
+        session.execute(delete(JobEpoch).where(JobEpoch.job_id == job_id, staged.is_(None)))
     session.commit()
     return result.rowcount == 1
 
@@ -481,8 +483,52 @@ def end_stale(
 def replica_jobs(session: Session, parent_id: str) -> list[Job]:
     """The replica jobs of ``parent_id``, replica 0 first."""
     session.expire_all()
-    rows = session.scalars(select(Job).where(Job.parent_id == parent_id).order_by(Job.replica))
-    return list(rows)
+    of = (Job.parent_id == parent_id) & Job.replica.is_not(None)
+    return list(session.scalars(select(Job).where(of).order_by(Job.replica)))
+
+
+def chunk_jobs(session: Session, parent_id: str) -> list[Job]:
+    """The confirmation chunk jobs of ``parent_id``, chunk 0 first."""
+    session.expire_all()
+    of = (Job.parent_id == parent_id) & Job.confirm_chunk.is_not(None)
+    return list(session.scalars(select(Job).where(of).order_by(Job.confirm_chunk)))
+
+
+def stage_confirmation(
+    session: Session, job_id: str, token: str, progress: dict, chunks: list[Job]
+) -> bool:
+    """Hand an owned job's confirmation to ``chunks`` (new child jobs), in one
+    transaction: the job records this attempt as its staged one and drops its claim
+    (status stays running), unclaimable until the chunks have all succeeded; then any
+    worker merges them (:func:`claim_job`). False, with nothing written, when the claim
+    was lost or a cancellation was requested (a cancelled job must end here: it could
+    never be claimed to merge)."""
+    now = db_now(session)
+    owned = update(Job).where(Job.id == job_id, *_owned(token), Job.cancel_requested.is_(False))
+    values = dict(claim_token=None, staged_attempt=token, progress=progress, heartbeat_at=now)
+    if session.execute(owned.values(**values)).rowcount != 1:
+        session.rollback()
+        return False
+    # as old as their job, so a worker's fair pick runs them before the tenant's later
+    # jobs; their message counts as sent now (the reaper re-sends a lost one)
+    born = session.scalar(select(Job.created_at).where(Job.id == job_id))
+    for chunk in chunks:
+        chunk.created_at, chunk.sent_at = born, now
+        session.add(chunk)
+    session.commit()
+    return True
+
+
+def chunk_settled(session: Session, parent_id: str, done: int) -> bool:
+    """Count ``done`` succeeded chunks in the progress of a job waiting for them."""
+    job = session.get(Job, parent_id)
+    if job is None or job.claim_token is not None or job.status != JobStatus.running:
+        session.rollback()
+        return False
+    done = max(done, int((job.progress or {}).get("confirm_chunks_done") or 0))
+    progress = {**(job.progress or {}), "confirm_chunks_done": done}
+    waiting = [Job.status == JobStatus.running, Job.claim_token.is_(None)]
+    return _update(session, parent_id, waiting, progress=progress)
 
 
 def start_parent(session: Session, parent_id: str) -> bool:

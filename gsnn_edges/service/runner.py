@@ -16,12 +16,12 @@ from gsnn_edges.device import resolve_device
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import logs
 from gsnn_edges.service import repository as repo
-from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.children import chunk_variants, settle_child
+from gsnn_edges.service.context import ServiceContext, new_id
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.heartbeat import Heartbeat
 from gsnn_edges.service.jsonsafe import to_jsonable
 from gsnn_edges.service.models import Job
-from gsnn_edges.service.replicas import settle_replica
 
 log = logging.getLogger(__name__)
 PROGRESS_KEYS = (
@@ -33,6 +33,8 @@ PROGRESS_KEYS = (
     "val_mrr",
     "best_epoch",
     "stage",
+    "confirm_chunks",
+    "confirm_chunks_done",
 )
 
 
@@ -104,8 +106,8 @@ def _run_job(ctx: ServiceContext, job_id: str) -> str:
     with Heartbeat(ctx, job_id, token):
         outcome = _run_claimed(ctx, job, token, device)
     if job.parent_id is not None and outcome != "lost":
-        ready = settle_replica(ctx, job_id)
-        if ready is not None:  # the last replica: combine them here, while warm
+        ready = settle_child(ctx, job_id)
+        if ready is not None:  # the last child: run the job here, while warm
             run_job(ctx, ready)
     return outcome
 
@@ -117,6 +119,8 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str, device_label: str) -
     try:
         with limit:
             device = _train_and_store(ctx, job, token)
+        if device is None:  # its confirmation went to chunk jobs; the job runs again
+            return "staged"
         status, error = JobStatus.succeeded, None
     except ClaimLost:
         log.warning("job %s: claim lost, stopping without writing", job.id)
@@ -225,9 +229,12 @@ def _callbacks(ctx: ServiceContext, job_id: str, token: str) -> tuple[Any, Any]:
     return on_epoch, should_stop
 
 
-def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
-    """Train the job (or, for a replica job, its replica; for a job with replicas,
-    combine theirs) and store the results under this attempt; returns the device."""
+def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
+    """Run the job's part and store what it produced under this attempt: train a replica
+    job's replica, fit a chunk job's confirmation variants, or train (or combine the
+    replicas of) a job and confirm its candidates, in this process or by handing them to
+    chunk jobs (then None: the job is staged), or merge a staged job's chunks. Returns
+    the device."""
     from gsnn_edges.graph import GSNNGraph
     from gsnn_edges.spec import TrainSpec
     from gsnn_edges.train import RunSetup, assemble, train_replica
@@ -241,6 +248,10 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
     if should_stop():
         raise _cancelled()
     setup = RunSetup.prepare(graph, data, spec)
+    if job.confirm_chunk is not None:
+        return _fit_chunk(ctx, job, setup, token)
+    if job.staged_attempt is not None:
+        return _merge_chunks(ctx, job, setup, token, on_epoch)
     if job.parent_id is not None:
         run = train_replica(setup, job.replica or 0, on_epoch, should_stop)
         store_replica(ctx, job.id, run, spec.regressor.scorer, attempt=token)
@@ -249,9 +260,150 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str:
         runs = _load_replicas(ctx, job.id, setup)
     else:
         runs = [train_replica(setup, 0, on_epoch, should_stop)]
-    result = assemble(setup, runs, on_epoch)
+    fan_out = spec.confirm.top > 0 and ctx.settings.confirm_chunks > 1
+    result = assemble(setup, runs, on_epoch, confirm=not fan_out)
     store_results(ctx, job.id, result, attempt=token)  # published by finish_job
+    if fan_out:
+        _stage_confirmation(ctx, job, setup, result, token)
+        return None
     return result.device
+
+
+def _stage_confirmation(ctx: ServiceContext, job: Job, setup: Any, result: Any, token: str) -> None:
+    """Hand the confirmation of the job's candidates to chunk jobs: the unconfirmed
+    results (stored) and the candidates stay under this attempt for them and for the
+    merge; the job lets go of its claim in the transaction that adds the chunks."""
+    from gsnn_edges.train import confirm_candidates
+
+    pairs = confirm_candidates(setup, result.edges)
+    ctx.store.write_npy(ctx.store.job_key(job.id, "confirm_pairs", token), pairs)
+    n_chunks = min(ctx.settings.confirm_chunks, len(pairs) + 1)
+    chunks = [
+        Job(
+            id=new_id("job"),
+            tenant=job.tenant,
+            graph_id=job.graph_id,
+            dataset_id=job.dataset_id,
+            status=JobStatus.queued,
+            spec=job.spec,
+            attempts=0,
+            cancel_requested=False,
+            parent_id=job.id,
+            confirm_chunk=c,
+        )
+        for c in range(n_chunks)
+    ]
+    last = result.history[-1] if result.history else {}
+    progress = to_jsonable(
+        {
+            **{k: last.get(k) for k in PROGRESS_KEYS},
+            "stage": "confirming",
+            "confirm_chunks": n_chunks,
+            "confirm_chunks_done": 0,
+        }
+    )
+    with ctx.db.session() as session:
+        if not repo.stage_confirmation(session, job.id, token, progress, chunks):
+            if repo.control_state(session, job.id, token).owned:
+                raise _cancelled("cancelled before its confirmation")
+            raise ClaimLost(job.id)
+    log.info("job %s: confirming %d candidates in %d chunks", job.id, len(pairs), n_chunks)
+    try:  # a lost send is re-sent by the reaper (the chunks are queued jobs)
+        ctx.enqueue_many([c.id for c in chunks])
+    except Exception:
+        log.exception("job %s: could not queue its confirmation chunks", job.id)
+        return
+    with ctx.db.session() as session:
+        for chunk in chunks:
+            repo.mark_sent(session, chunk.id)
+
+
+def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
+    """A confirmation chunk job: fit its share of the variants on the checkpoint its job
+    staged and store their held-out losses and weights (``service.children``)."""
+    import time
+
+    import numpy as np
+    import torch
+
+    from gsnn_edges.inference.confirm import fit_variants
+
+    with ctx.db.session() as session:
+        n_chunks = len(repo.chunk_jobs(session, job.parent_id))
+        parent = repo.load_job(session, job.parent_id)
+    if parent is None or parent.staged_attempt is None:
+        raise RuntimeError(f"job {job.parent_id} staged no confirmation for this chunk")
+    staged = lambda what: ctx.store.job_key(parent.id, what, parent.staged_attempt)
+    pairs = ctx.store.read_npy(staged("confirm_pairs"))
+    model, _ = setup.build()
+    state = torch.load(io.BytesIO(ctx.store.read_bytes(staged("model"))), weights_only=True)
+    model.load_state_dict(state)
+    variants = chunk_variants(len(pairs), n_chunks, job.confirm_chunk)
+    t0 = time.perf_counter()
+    split = setup.split
+    fit = fit_variants(
+        model,
+        setup.graph,
+        pairs,
+        variants,
+        setup.training_batches(),
+        split.x_test,
+        split.y_test,
+    )
+    key = lambda what: ctx.store.job_key(job.id, what, token)
+    ctx.store.write_npy(key("confirm_losses"), fit.losses)
+    ctx.store.write_npy(key("confirm_thetas"), fit.thetas.astype(np.float32))
+    ctx.store.write_json(
+        key("metrics"),
+        {
+            "variants": [variants.start, variants.stop],
+            "train_rows": fit.n_train_rows,
+            "seconds": time.perf_counter() - t0,
+        },
+    )
+    return str(setup.device)
+
+
+def _merge_chunks(ctx: ServiceContext, job: Job, setup: Any, token: str, on_epoch: Any) -> str:
+    """A staged job's last run: judge the candidates on its chunks' fits, and publish its
+    staged results with the confirmation under this attempt."""
+    import time
+
+    import numpy as np
+
+    from gsnn_edges.inference.confirm import VariantFits, judge, with_confirmation
+    from gsnn_edges.train import confirm_metrics
+
+    with ctx.db.session() as session:
+        chunks = repo.chunk_jobs(session, job.id)
+    parts, seconds = [], 0.0
+    for chunk in chunks:  # one per chunk: a handful of file reads
+        key = lambda what, c=chunk: ctx.store.job_key(c.id, what, c.result_attempt)
+        info = ctx.store.read_json(key("metrics"))
+        parts.append(
+            VariantFits(
+                np.arange(*info["variants"]),
+                ctx.store.read_npy(key("confirm_losses")),
+                ctx.store.read_npy(key("confirm_thetas")).astype(np.float64),
+                info["train_rows"],
+            )
+        )
+        seconds += info["seconds"]
+    on_epoch({**(job.progress or {}), "confirm_chunks_done": len(chunks)})
+    staged = lambda what: ctx.store.job_key(job.id, what, job.staged_attempt)
+    t0 = time.perf_counter()
+    c = judge(setup.graph, ctx.store.read_npy(staged("confirm_pairs")), VariantFits.concat(parts))
+    metrics = ctx.store.read_json(staged("metrics"))
+    seconds += time.perf_counter() - t0
+    metrics["confirm"] = {**confirm_metrics(setup, c, seconds), "chunks": len(chunks)}
+    edges = ctx.store.read_parquet(staged("edges"))
+    ctx.store.write_edges(job.id, with_confirmation(edges, c), token)
+    ctx.store.write_json(ctx.store.job_key(job.id, "metrics", token), metrics)
+    for what in ("weights", "nodes", "model", "regressor"):  # as staged
+        ctx.store.write_bytes(
+            ctx.store.job_key(job.id, what, token), ctx.store.read_bytes(staged(what))
+        )
+    return metrics["device"]
 
 
 def store_replica(ctx: ServiceContext, job_id: str, run: Any, scorer: str, attempt: str) -> None:
@@ -319,10 +471,10 @@ def _write_states(
         ctx.store.write_bytes(ctx.store.job_key(job_id, what, attempt), buf.getvalue())
 
 
-def _cancelled() -> Exception:
+def _cancelled(when: str = "cancelled before training started") -> Exception:
     from gsnn_edges.train import TrainingCancelled
 
-    return TrainingCancelled("cancelled before training started")
+    return TrainingCancelled(when)
 
 
 def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | None) -> None:

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="Claims before a lost job is failed.")
     reaper_interval_s: float = Field(30.0, gt=0, description="Period of the stale-job reaper.")
+    confirm_chunks: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Child jobs a job's confirmation (confirm.top) fans out into, so that "
+        "free workers fit its candidates at once (service.children); 1 (default) confirms "
+        "in the job's own process, the fastest on one worker (benchmarks/README.md, "
+        "'Confirmation on workers'). Set it to the worker processes usually free.",
+    )
     queue_name: str = Field("gsnn_edges", description="Celery queue of training jobs.")
     max_active_jobs: int = Field(
         50,

@@ -13,8 +13,14 @@ def queue() -> list[str]:
 
 
 @pytest.fixture
-def client(tmp_path, queue):
-    with make_client(tmp_path, queue) as c:
+def client_settings() -> dict:
+    """Settings of ``client``'s app that a test changes (parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def client(tmp_path, queue, client_settings):
+    with make_client(tmp_path, queue, **client_settings) as c:
         yield c
 
 

@@ -135,13 +135,30 @@ def test_results_edges_served_floats_round_trip(client, done):
     assert (mid["src"], mid["dst"]) in {(i["src"], i["dst"]) for i in by_score["items"]}
 
 
+@pytest.mark.parametrize("client_settings", [{}, {"confirm_chunks": 4}], ids=["own", "chunks"])
 def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_id):
-    """A job with confirm.top: exactly the top candidates carry the confirmation's
-    columns, max_confirm_q_value filters on them, and the metrics report the stage."""
+    """A job with confirm.top, confirmed in the job's process (the default) or in 4
+    chunk jobs: exactly the top candidates carry the confirmation's columns,
+    max_confirm_q_value filters on them, and the status and metrics report the stage."""
     body = job_body(graph_id, dataset_id, confirm={"top": 6})
     job = client.post("/v1/jobs", json=body).json()
     assert job["spec"]["confirm"] == {"top": 6}
-    assert run_job(client.app.state.ctx, queue.pop()) == "succeeded"
+    ctx = client.app.state.ctx
+    chunks = ctx.settings.confirm_chunks
+    if chunks == 1:
+        assert run_job(ctx, queue.pop()) == "succeeded"
+    else:
+        assert run_job(ctx, queue.pop()) == "staged"  # the candidates went to chunk jobs
+        staged = client.get(f"/v1/jobs/{job['id']}").json()
+        assert staged["status"] == "running" and staged["replicas"] is None  # internal
+        assert staged["progress"]["stage"] == "confirming"
+        assert staged["progress"]["confirm_chunks"] == chunks == len(queue)
+        assert staged["progress"]["confirm_chunks_done"] == 0
+        ran = [run_job(ctx, queue.pop(0)) for _ in range(chunks)]  # the last one merges
+        assert ran == ["succeeded"] * chunks
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "succeeded" and done["progress"]["stage"] == "confirming"
+    assert done["progress"].get("confirm_chunks_done") == (None if chunks == 1 else chunks)
     url = f"/v1/jobs/{job['id']}/edges"
     items = client.get(url, params={"limit": 1000}).json()["items"]
     assert [i["confirmed"] for i in items[:6]] == [True] * 6 and not any(
@@ -158,6 +175,7 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     }
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert metrics["confirm"]["n_confirmed"] == 6 and metrics["confirm"]["heldout_rows"] > 0
+    assert metrics["confirm"].get("chunks") == (None if chunks == 1 else chunks)
     named = {(e["src"], e["dst"]): e["n"] for e in metrics["confirm"]["equivalents"]}
     assert named == {
         (i["src"], i["dst"]): i["equivalents"]

@@ -31,7 +31,11 @@ SPEC = {
     "model": {"channels": 4, "layers": 4, "dropout": 0.0},
     "regressor": {"lr": 1e-2, "dropout": 0.0},
     "training": {"epochs": EPOCHS, "lr": 1e-3, "seed": 0},
+    "confirm": {"top": 10},
 }
+# the production stack confirms in chunk jobs (a Celery group through Redis), the
+# embedded one in the job's own process (the default)
+CONFIRM_CHUNKS = {"production": 2, "embedded": None}
 # Test-half AUC of the default (hybrid) edge table for this spec is 0.967 (training seeds
 # 0-7: 0.964-0.967, in process and through both stacks); 0.9 still fails a table that
 # stops recovering edges, e.g. the magnitude W's (0.68 for this spec, seed 0).
@@ -65,6 +69,7 @@ def production(tmp_path_factory, pg_url_module, redis_url, keys):
         "broker_url": broker,
         "api_keys": _api_keys(keys),
         "queue_name": f"gsnn_e2e_{uuid.uuid4().hex[:6]}",
+        "confirm_chunks": CONFIRM_CHUNKS["production"],
     }
     port = free_port()
     api = ServiceProcess(["api", "--port", str(port)], tmp / "api.log", **settings)
@@ -151,15 +156,21 @@ def _check_edges(c: Client, job_id: str, n_ff: int) -> pd.DataFrame:
     return every
 
 
-def _check_results(c: Client, job_id: str, bench) -> dict:
+def _check_results(c: Client, job_id: str, bench, chunks: int | None) -> dict:
     n_ff = len(bench.partial.edge_index_dict[FF][0])
     every = _check_edges(c, job_id, n_ff)
+    # the 10 best candidates, and only they, were confirmed (in chunks where asked)
+    top = every[~every["has_edge"]].head(10)
+    assert top["confirmed"].all() and every["confirmed"].sum() == 10
+    assert top["confirm_p_value"].between(0, 1).all() and top["effect"].notna().all()
     nodes, W = c.weights(job_id)
     assert W.shape == (12, 12) and nodes == bench.partial.node_names_dict["function"]
     assert np.isfinite(W).all() and np.abs(W).max() > 0
 
     metrics = c.metrics(job_id)
     assert len(metrics["history"]) == EPOCHS and 1 <= metrics["best_epoch"] <= EPOCHS
+    assert metrics["confirm"]["n_confirmed"] == 10
+    assert metrics["confirm"].get("chunks") == chunks
     assert metrics["validation"]["n_positives"] == 4
     # the default edge table is the hybrid scorer's; every scorer is reported beside it
     assert (
@@ -199,7 +210,7 @@ def test_production_flow_recovers_held_out_edges(
     stack = request.getfixturevalue(stack_name)
     job_id, datasets = _trained_job(stack, keys, bench, frame, tmp_path, upload_as)
     with Client(stack[0], api_key=keys["a"]) as c:
-        result = _check_results(c, job_id, bench)
+        result = _check_results(c, job_id, bench, CONFIRM_CHUNKS[stack_name])
         assert c.jobs(status="succeeded")["total"] == 1
     print(f"{stack_name}: test-half AUC {result['auc']:.4f}, MRR {result['mrr']:.4f}")
     _check_isolation(stack[0], keys, job_id, datasets)

@@ -9,14 +9,16 @@ from gsnn_edges.service.settings import Settings
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def settings_update() -> dict:
+    """Settings a test changes (parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path, settings_update) -> Settings:
+    base = {"stale_after_s": 5, "max_attempts": 2, **settings_update}
     return Settings(
-        data_dir=tmp_path / "data",
-        database_url=None,
-        broker_url=None,
-        api_keys="",
-        stale_after_s=5,
-        max_attempts=2,
+        data_dir=tmp_path / "data", database_url=None, broker_url=None, api_keys="", **base
     )
 
 

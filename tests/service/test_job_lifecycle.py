@@ -16,6 +16,8 @@ from gsnn_edges.service.jobs import cancel_job, epoch_history, get_job, submit_j
 from gsnn_edges.service.models import utcnow
 from gsnn_edges.service.reaper import reap_stale_jobs
 
+from patching import patched
+
 SPEC = {"model": {"channels": 4, "layers": 3}, "training": {"epochs": 2}}
 
 
@@ -363,3 +365,192 @@ def test_jobs_a_replica_lost_for_good_fails_its_job(ctx, queue, job_inputs) -> N
     failed = get_job(ctx, "t1", job.id)
     assert failed.status == "failed" and failed.error["type"] == "WorkerLost"
     assert failed.error["message"].startswith("replica 0 failed: the worker stopped")
+
+
+CONFIRMED = {**SPEC, "confirm": {"top": 5}}
+
+
+def _drain(ctx, queue) -> list[str]:
+    """Run every queued message in order (a worker), messages sent meanwhile included."""
+    from gsnn_edges.service.runner import run_job
+
+    outcomes = []
+    while queue:
+        outcomes.append(run_job(ctx, queue.pop(0)))
+    return outcomes
+
+
+def _confirmed_rows(ctx, job_id):
+    from gsnn_edges.service.results import EdgeQuery, edge_page
+
+    _, items = edge_page(ctx, "t1", job_id, EdgeQuery(), 0, 1000)
+    return {(i["src"], i["dst"]): i for i in items if i["confirmed"]}
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_jobs_confirmation_fans_out_to_chunk_jobs_and_merges_as_one_process(
+    settings, queue, bench, frame, replicas
+) -> None:
+    """With GSNN_EDGES_CONFIRM_CHUNKS = 3 the job stages its candidates, 3 chunk jobs fit
+    them (internal: not listed, not replicas) and the last one merges them: the table's
+    confirmation is the one the job confirms in its own process (chunks = 1), the
+    job's epoch curve survives its second claim, and its model is the staged one."""
+    from gsnn_edges.service.context import ServiceContext
+    from gsnn_edges.service.results import load_metrics
+
+    spec = {**CONFIRMED, "replicas": replicas}
+    results = {}
+    for chunks in (1, 3):
+        own = settings.model_copy(
+            update={"confirm_chunks": chunks, "data_dir": settings.data_dir / str(chunks)}
+        )
+        ctx = ServiceContext.from_settings(own, enqueue=queue.append)
+        try:
+            inputs = create_graph(ctx, "t1", "g", bench.partial.to_json()).id
+            dataset = create_dataset(ctx, "t1", inputs, frame.to_csv(index=False).encode(), "d.csv")
+            job = submit_job(ctx, "t1", inputs, dataset.id, spec).job
+            outcomes = _drain(ctx, queue)
+            done = get_job(ctx, "t1", job.id)
+            assert done.status == "succeeded", done.error
+            with ctx.db.session() as s:
+                chunk_jobs = repo.chunk_jobs(s, job.id)
+                assert [j.id for j in repo.list_jobs(s, "t1", 10, 0)[0]] == [job.id]
+            assert len(done.children) == (replicas if replicas > 1 else 0)
+            metrics = load_metrics(ctx, "t1", job.id)
+            _, epochs = epoch_history(ctx, "t1", job.id)
+            assert [e["epoch"] for e in epochs] == [1, 2]
+            results[chunks] = (_confirmed_rows(ctx, job.id), metrics["confirm"])
+            if chunks == 3:
+                # the last replica's worker runs the job, which stages, within its run
+                first = ["succeeded"] * replicas if replicas > 1 else ["staged"]
+                assert outcomes == [*first, *["succeeded"] * 3]
+                assert [c.confirm_chunk for c in chunk_jobs] == [0, 1, 2]
+                assert all(c.status == "succeeded" and c.replica is None for c in chunk_jobs)
+                assert done.attempts == 2 and done.progress["confirm_chunks_done"] == 3
+                assert metrics["confirm"]["chunks"] == 3
+                staged = ctx.store.read_bytes(
+                    ctx.store.job_key(job.id, "model", done.staged_attempt)
+                )
+                assert done.result_attempt != done.staged_attempt
+                assert (
+                    ctx.store.read_bytes(ctx.store.job_key(job.id, "model", done.result_attempt))
+                    == staged
+                )
+            else:
+                assert not chunk_jobs and "chunks" not in metrics["confirm"]
+        finally:
+            ctx.db.dispose()
+    (alone, alone_info), (fanned, fanned_info) = results[1], results[3]
+    assert len(alone) == 5 and alone.keys() == fanned.keys()
+    # equal up to float32 rounding of the per-row losses, which the chunks' other batch
+    # shapes change: about 1e-7 of effect, 0.01 of p-value where the effect is that small
+    for pair, row in alone.items():
+        assert fanned[pair]["effect"] == pytest.approx(row["effect"], rel=1e-3, abs=2e-7)
+        for col in ("confirm_p_value", "confirm_q_value"):
+            assert fanned[pair][col] == pytest.approx(row[col], abs=0.02), (pair, col)
+        assert fanned[pair]["equivalents"] == row["equivalents"]
+    for key in ("n_confirmed", "discoveries_q_0_1", "train_rows", "heldout_rows", "equivalents"):
+        assert fanned_info[key] == alone_info[key]
+
+
+def _staged(ctx, queue, job_inputs):
+    from gsnn_edges.service.runner import run_job
+
+    job = _submit(ctx, job_inputs, spec=CONFIRMED).job
+    assert run_job(ctx, queue.pop()) == "staged"
+    with ctx.db.session() as s:
+        return job, [c.id for c in repo.chunk_jobs(s, job.id)]
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
+def test_jobs_a_failed_confirmation_chunk_fails_its_job_and_cancels_the_others(
+    ctx, queue, job_inputs
+) -> None:
+    from gsnn_edges.service.runner import run_job
+
+    job, chunks = _staged(ctx, queue, job_inputs)
+    assert len(chunks) == 4 and queue == chunks
+    waiting = get_job(ctx, "t1", job.id)
+    assert waiting.status == "running" and waiting.claim_token is None
+    assert run_job(ctx, job.id) == "skipped"  # waits for its chunks
+    staged = ctx.store.job_key(job.id, "confirm_pairs", waiting.staged_attempt)
+    ctx.store.path(staged).unlink()  # storage lost the candidates
+    assert run_job(ctx, chunks[2]) == "failed"
+    failed = get_job(ctx, "t1", job.id)
+    assert failed.status == "failed"
+    assert failed.error["message"].startswith("confirmation chunk 2 failed:")
+    with ctx.db.session() as s:
+        states = [c.status for c in repo.chunk_jobs(s, job.id)]
+    assert states == ["cancelled", "cancelled", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
+def test_jobs_cancel_reaches_every_confirmation_chunk(ctx, queue, job_inputs) -> None:
+    job, chunks = _staged(ctx, queue, job_inputs)
+    assert _claim(ctx, chunks[0], "a")
+    assert cancel_job(ctx, "t1", job.id).status == "cancelled"
+    with ctx.db.session() as s:
+        states = [c.status for c in repo.chunk_jobs(s, job.id)]
+        assert repo.control_state(s, chunks[0], "a").cancel_requested
+    assert states == ["running", "cancelled", "cancelled", "cancelled"]
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4, "max_attempts": 3}])
+def test_jobs_a_staged_job_is_merged_after_its_merging_worker_died(
+    ctx, queue, job_inputs, settings_update
+) -> None:
+    """The worker that finished the last chunk dies before (or while) merging: the
+    reaper sends the job again, and the merge runs from the staged files. (The merge's
+    claims count with the training's against max_attempts.)"""
+    from gsnn_edges.service import runner
+    from gsnn_edges.service.runner import run_job
+
+    job, chunks = _staged(ctx, queue, job_inputs)
+    queue.clear()
+    assert [run_job(ctx, c) for c in chunks[:-1]] == ["succeeded"] * 3
+    # the last chunk's worker dies between finishing it and merging
+    with patched(runner, settle_child=lambda ctx, job_id: None):
+        done = run_job(ctx, chunks[-1]) == "succeeded"
+    assert get_job(ctx, "t1", job.id).status == "running"
+    assert done and not queue
+    assert reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))["resent"] == 1
+    assert queue == [job.id]
+    assert _claim(ctx, job.id, "dies")  # a merge that dies, reaped and re-sent
+    reap_stale_jobs(ctx, now=utcnow() + timedelta(seconds=60))
+    assert queue == [job.id, job.id] and run_job(ctx, queue.pop()) == "succeeded"
+    assert len(_confirmed_rows(ctx, job.id)) == 5
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
+def test_jobs_confirmation_chunks_run_before_the_tenants_later_jobs(ctx, queue, job_inputs):
+    """A worker's fair pick takes a staged job's chunks before jobs submitted after it
+    (one worker would otherwise train every later job before finishing this one)."""
+    from gsnn_edges.service.runner import run_job
+
+    job = _submit(ctx, job_inputs, spec=CONFIRMED).job
+    later = _submit(ctx, job_inputs).job
+    assert run_job(ctx, job.id) == "staged"
+    with ctx.db.session() as s:
+        chunks = [c.id for c in repo.chunk_jobs(s, job.id)]
+        assert repo.next_fair_job(s) in chunks
+        assert repo.load_job(s, later.id).status == "queued"
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
+def test_jobs_cancelled_while_scoring_ends_cancelled_instead_of_staging(ctx, queue, job_inputs):
+    """A cancellation that arrives after the last epoch's check but before the staging:
+    the job ends cancelled and has no chunks (staged, it could never be merged)."""
+    from gsnn_edges.service.runner import run_job
+
+    job = _submit(ctx, job_inputs, spec=CONFIRMED).job
+    stage = repo.stage_confirmation
+
+    def cancel_then_stage(session, job_id, *args):
+        cancel_job(ctx, "t1", job_id)
+        return stage(session, job_id, *args)
+
+    with patched(repo, stage_confirmation=cancel_then_stage):
+        assert run_job(ctx, queue.pop()) == "cancelled"
+    with ctx.db.session() as s:
+        assert repo.chunk_jobs(s, job.id) == []
+    assert get_job(ctx, "t1", job.id).status == "cancelled" and not queue

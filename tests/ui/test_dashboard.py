@@ -8,6 +8,8 @@ import statistics
 
 import pytest
 
+from patching import patched
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]  # a real browser: ~25 s
 
 
@@ -260,6 +262,25 @@ def test_dashboard_job_page_shows_each_replica_and_the_stage(world, tab):
         assert state.locator(".status-succeeded").count() == 1
         assert "epoch 2/2" in state.text_content()
     assert facts.get_by_text("combining").count() == 1
+    assert_clean(tab)
+
+
+def test_dashboard_job_page_counts_the_confirmation_chunks(world, tab):
+    """A job confirming on the workers: the stage says how many chunks are done."""
+    from gsnn_edges.service import repository as repo
+    from gsnn_edges.service.runner import run_job
+
+    ctx = world.server.app.state.ctx
+    job_id = world.submit("a", *world.upload("a"), confirm={"top": 3})
+    with patched(ctx, settings=ctx.settings.model_copy(update={"confirm_chunks": 2})):
+        assert run_job(ctx, job_id) == "staged"
+        with ctx.db.session() as session:
+            first = repo.chunk_jobs(session, job_id)[0].id
+        assert run_job(ctx, first) == "succeeded"
+    sign_in(tab, world, path=f"/ui/jobs/{job_id}")
+    page = tab.page
+    page.locator("#job-facts").get_by_text("confirming · 1 of 2 chunks").wait_for()
+    assert page.locator("#job-status").text_content() == "running"
     assert_clean(tab)
 
 

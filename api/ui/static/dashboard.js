@@ -236,7 +236,11 @@ function jobFacts(job, names) {
     ["Attempts", el("span", { text: job.attempts })],
   ];
   const p = job.progress || {};
-  if (p.stage) facts.push(["Stage", el("span", { text: p.stage })]);
+  if (p.stage) {
+    // a confirmation on the workers counts its chunk jobs
+    const chunks = p.confirm_chunks ? ` · ${p.confirm_chunks_done ?? 0} of ${p.confirm_chunks} chunks` : "";
+    facts.push(["Stage", el("span", { text: p.stage + chunks })]);
+  }
   for (const r of job.replicas ?? []) {
     const epoch = r.progress ? ` · epoch ${r.progress.epoch}/${r.progress.epochs}` : "";
     const state = el("span", { cls: "replica", attrs: { "data-replica": r.replica } }, [
