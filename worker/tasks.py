@@ -5,6 +5,14 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+# Loaded in the worker's main process, before it forks a child per job, so that every
+# child starts with torch, the training code and what a process's first optimizer
+# imports (torch._dynamo, 1.5 s) already imported: ~3 s less per job and per
+# confirmation chunk (benchmarks/README.md, "Confirmation on workers"). Importing starts
+# no threads and no CUDA context, so the fork stays safe.
+import torch._dynamo  # noqa: F401
+
+import gsnn_edges.train  # noqa: F401
 from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.runner import run_next_job
 from gsnn_edges.service.settings import get_settings
