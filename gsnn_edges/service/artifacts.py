@@ -153,8 +153,13 @@ class ArtifactStore:
         return f"datasets/{dataset_id}.parquet"
 
     @staticmethod
-    def job_key(job_id: str, what: str, attempt: str | None = None) -> str:
+    def attempt_folder(job_id: str, attempt: str | None = None) -> str:
+        """The folder of one attempt's files (the job's own for jobs stored before
+        attempts had folders)."""
+        return f"jobs/{job_id}/{attempt}" if attempt else f"jobs/{job_id}"
+
+    @classmethod
+    def job_key(cls, job_id: str, what: str, attempt: str | None = None) -> str:
         """One result file of one attempt (its claim token): attempts never share files,
         so a worker that lost its claim cannot overwrite the published attempt's."""
-        folder = f"jobs/{job_id}/{attempt}" if attempt else f"jobs/{job_id}"
-        return f"{folder}/{JOB_FILES[what]}"
+        return f"{cls.attempt_folder(job_id, attempt)}/{JOB_FILES[what]}"

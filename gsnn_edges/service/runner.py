@@ -133,6 +133,9 @@ def _run_claimed(ctx: ServiceContext, job: Job, token: str, device_label: str) -
     with ctx.db.session() as session:
         if not repo.finish_job(session, job.id, token, status, error=error, device=device):
             return "lost"
+    if status == JobStatus.succeeded and job.staged_attempt is not None:
+        # published under this attempt: the staged copy (edge tables, W, states) goes
+        ctx.store.delete(ctx.store.attempt_folder(job.id, job.staged_attempt))
     log.info("job %s %s", job.id, status, extra={"status": str(status)})
     return status
 

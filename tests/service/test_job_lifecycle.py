@@ -428,19 +428,18 @@ def test_jobs_confirmation_fans_out_to_chunk_jobs_and_merges_as_one_process(
                 assert all(c.status == "succeeded" and c.replica is None for c in chunk_jobs)
                 assert done.attempts == 2 and done.progress["confirm_chunks_done"] == 3
                 assert metrics["confirm"]["chunks"] == 3
-                staged = ctx.store.read_bytes(
-                    ctx.store.job_key(job.id, "model", done.staged_attempt)
-                )
-                assert done.result_attempt != done.staged_attempt
-                assert (
-                    ctx.store.read_bytes(ctx.store.job_key(job.id, "model", done.result_attempt))
-                    == staged
-                )
+                assert done.result_attempt != done.staged_attempt  # the staged copy is gone
+                assert not ctx.store.path(
+                    ctx.store.attempt_folder(job.id, done.staged_attempt)
+                ).exists()
             else:
                 assert not chunk_jobs and "chunks" not in metrics["confirm"]
+            model = ctx.store.read_bytes(ctx.store.job_key(job.id, "model", done.result_attempt))
+            results[chunks] = (*results[chunks], model)
         finally:
             ctx.db.dispose()
-    (alone, alone_info), (fanned, fanned_info) = results[1], results[3]
+    (alone, alone_info, model), (fanned, fanned_info, fanned_model) = results[1], results[3]
+    assert fanned_model == model  # the model the chunks loaded, published unchanged
     assert len(alone) == 5 and alone.keys() == fanned.keys()
     # equal up to float32 rounding of the per-row losses, which the chunks' other batch
     # shapes change: about 1e-7 of effect, 0.01 of p-value where the effect is that small
