@@ -34,7 +34,7 @@ from gsnn_edges.experiment import run_experiment
 from gsnn_edges.inference.confirm import confirm_edges, set_covers
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
-from gsnn_edges.simulate import simulate_frame
+from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from gsnn_edges.train import scale, train_joint
 from gsnn_edges.train_validation import frame_arrays
 
@@ -103,17 +103,23 @@ def model_null(result, data: pd.DataFrame, graph, top: int, seed: int) -> dict:
     }
 
 
-def one_seed(family: str, seed: int, top: int, null: bool) -> dict:
+def one_seed(
+    family: str, seed: int, top: int, null: bool, width: int | None = None, rows: int = 2000
+) -> dict:
+    """One run; ``width`` resizes the benchmark family (SPEC section 6: 25), ``rows`` are
+    the training rows simulated (plus the test share)."""
     spec = make_spec(None, {"confirm": {"top": top}}, seed)
-    bench = FAMILIES[family](seed)
+    bench = (
+        converging_tier_graph(width) if family == "benchmark" and width else FAMILIES[family](seed)
+    )
     t0 = time.perf_counter()
     if null:
         bench = dataclasses.replace(bench, partial=bench.full, held_out=[])
-        n_total = int(round(2000 / (1 - spec.training.test_fraction)))
+        n_total = int(round(rows / (1 - spec.training.test_fraction)))
         data = simulate_frame(bench.full, n_total, noise_scale=0.15, seed=seed)
         result = train_joint(bench.full, data, spec)
     else:
-        run = run_experiment(bench, spec)
+        run = run_experiment(bench, spec, n_train=rows)
         result, data = run.result, run.data
     truth = {tuple(e) for e in bench.held_out}
     extra = {"model_null": model_null(result, data, bench.full, top, seed)} if null else {}
@@ -162,15 +168,24 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=50, help="confirm.top of every run")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--runs", nargs="+", choices=["missing", "null"], default=["missing", "null"])
+    ap.add_argument("--width", type=int, help="width of the benchmark family (default 25)")
+    ap.add_argument("--rows", type=int, default=2000, help="training rows simulated")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    report = {"top": args.top, "seeds": args.seeds, "alpha": ALPHA, "families": {}}
+    report = {
+        "top": args.top,
+        "seeds": args.seeds,
+        "alpha": ALPHA,
+        "width": args.width,
+        "rows": args.rows,
+        "families": {},
+    }
     for family in args.families:
         for kind in args.runs:
             null = kind == "null"
             runs = []
             for seed in args.seeds:
-                r = one_seed(family, seed, args.top, null)
+                r = one_seed(family, seed, args.top, null, args.width, args.rows)
                 runs.append(r)
                 cells = "  ".join(
                     f"{n}: {r[n]['true']}/{r[n]['discoveries']} true" for n in Q_COLUMNS
