@@ -32,6 +32,7 @@ import numpy as np
 from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.context import ServiceContext
+from gsnn_edges.service.models import Job
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ def chunk_variants(n_candidates: int, chunks: int, chunk: int) -> range:
     return range(int(bounds[chunk]), int(bounds[chunk + 1]))
 
 
-def _child_name(child: object) -> str:
-    replica = getattr(child, "replica", None)
-    return (
-        f"replica {replica}" if replica is not None else f"confirmation chunk {child.confirm_chunk}"
-    )
+def _child_kind(child: Job) -> str:
+    return "replica" if child.replica is not None else "confirmation chunk"
+
+
+def _child_name(child: Job) -> str:
+    index = child.replica if child.replica is not None else child.confirm_chunk
+    return f"{_child_kind(child)} {index}"
 
 
 def settle_child(ctx: ServiceContext, job_id: str) -> str | None:
@@ -60,20 +63,17 @@ def settle_child(ctx: ServiceContext, job_id: str) -> str | None:
         child = repo.load_job(session, job_id)
         if child is None or child.parent_id is None:
             return None
-        parent_id, status = child.parent_id, child.status
-        siblings = (
-            repo.replica_jobs(session, parent_id)
-            if child.replica is not None
-            else repo.chunk_jobs(session, parent_id)
-        )
+        parent_id, status, error = child.parent_id, child.status, child.error or {}
+        kind, name, is_chunk = _child_kind(child), _child_name(child), child.replica is None
+        # (reading the siblings expires the session's objects, child included)
+        siblings = (repo.chunk_jobs if is_chunk else repo.replica_jobs)(session, parent_id)
         if status == JobStatus.failed:
-            error = child.error or {}
             failed = repo.fail_parent(
                 session,
                 parent_id,
                 {
                     "type": error.get("type", "ChildFailed"),
-                    "message": f"{_child_name(child)} failed: {error.get('message', '')}",
+                    "message": f"{name} failed: {error.get('message', '')}",
                 },
             )
             for sibling in siblings if failed else []:
@@ -83,10 +83,9 @@ def settle_child(ctx: ServiceContext, job_id: str) -> str | None:
         if status != JobStatus.succeeded:
             return None
         done = sum(s.status == status for s in siblings)
-        if child.confirm_chunk is not None:
+        if is_chunk:
             repo.chunk_settled(session, parent_id, done)
     if done < len(siblings):
         return None
-    kind = "replica" if child.replica is not None else "confirmation chunk"
     log.info("job %s: every %s succeeded, running the job", parent_id, kind)
     return parent_id
