@@ -62,7 +62,8 @@ so the service can split them over workers: :func:`fit_variants` fits any subset
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -382,6 +383,10 @@ class _CandidateEdges:
             t = node_sums(h, self.groups, self.n_nodes, self.size)
             t = t.view(k, n, self.n_nodes)[..., self.src]  # [k, n, M]
             node_add = (t * thetas[:, None, :, layer - 1]) @ self.onehot_dst  # [k, n, N]
+            if self.size is not None:  # node i's channels i*c..(i+1)*c-1: a broadcast,
+                # whose backward is a sum where index_select's is a scatter
+                shape = (k, n, self.n_nodes, self.size)
+                return node_add.unsqueeze(-1).expand(shape).reshape(k * n, -1)
             return node_add.index_select(2, self.groups).reshape(k * n, -1)
 
         return self.model(x.repeat(k, 1), pre_norm_shift=shift).view(k, n, -1)
@@ -408,7 +413,7 @@ def _train(
         theta = torch.zeros(mask.shape[0], mask.shape[1], edges.n_pairs, device=device)
         theta.requires_grad_(True)
         opt = torch.optim.Adam([theta], lr=lr)
-        with probe_mode(edges.model), torch.enable_grad():
+        with probe_mode(edges.model), _frozen(edges.model), torch.enable_grad():
             for _ in range(epochs):
                 for batch in batches:
                     x, y = batch[0].to(device), batch[1].to(device)
@@ -419,6 +424,21 @@ def _train(
                     opt.step()
         out.append((theta * mask).detach())
     return torch.cat(out)
+
+
+@contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """The network's parameters without gradients while the candidate edges fit: the
+    backward pass then skips their gradients (the sparse layers' sampled products), which
+    the fit would compute and drop; restored on exit, also on error."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 @torch.no_grad()

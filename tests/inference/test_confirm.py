@@ -105,6 +105,7 @@ def test_fit_is_adam_on_the_edges_written_out(bench):
         after = torch.nn.functional.mse_loss(_run(model, x, PAIRS, theta), y)
     assert after < before
     assert all(p.grad is None for p in model.parameters())  # the network stays frozen
+    assert all(p.requires_grad for p in model.parameters())  # and trainable once done
 
 
 def test_variants_train_side_by_side_as_they_would_alone(bench):
