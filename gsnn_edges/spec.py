@@ -20,8 +20,8 @@ from gsnn_edges.device import Device
 from gsnn_edges.inference.choices import Aggregator, LrSchedule, ScoreMode, Scorer
 from gsnn_edges.nn.choices import Norm
 
-# The confirmation's joint fit holds an [M P, M P] curvature and runs M + 1 models over
-# the held-out rows: this bounds M.
+# The confirmation fits M + 1 variants of M candidate edges each (work and memory grow
+# with M^2): this bounds M.
 CONFIRM_MAX_TOP = 500
 # Activation memory a chunk of side-by-side variants may take (forward and backward);
 # the submit-time memory estimate counts one chunk.
