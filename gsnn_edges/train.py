@@ -162,11 +162,9 @@ def _test_metrics(model: GSNN, split: _Split) -> dict[str, float | None]:
     return {"loss": loss, "r2": float((1 - ss_res / ss_tot).mean())}
 
 
-def _build(
-    graph: GSNNGraph, spec: TrainSpec, device: torch.device
-) -> tuple[GSNN, MagnitudeEdgeRegressor]:
-    m, r = spec.model, spec.regressor
-    model = GSNN(
+def _build_model(graph: GSNNGraph, spec: TrainSpec, device: torch.device) -> GSNN:
+    m = spec.model
+    return GSNN(
         graph.edge_index_dict,
         graph.node_names_dict,
         channels=m.channels,
@@ -177,6 +175,12 @@ def _build(
         norm=m.norm,
         node_mlp=m.node_mlp,
     ).to(device)
+
+
+def _build(
+    graph: GSNNGraph, spec: TrainSpec, device: torch.device
+) -> tuple[GSNN, MagnitudeEdgeRegressor]:
+    model, r = _build_model(graph, spec, device), spec.regressor
     reg = MagnitudeEdgeRegressor(
         model,
         graph,
@@ -283,6 +287,11 @@ class RunSetup:
     def build(self) -> tuple[GSNN, MagnitudeEdgeRegressor]:
         """A fresh model and regressor (initialised from torch's global generator)."""
         return _build(self.graph, self.spec, self.device)
+
+    def build_model(self) -> GSNN:
+        """A fresh model alone, to load a trained state into (no regressor: its ``N x N``
+        W and optimizer would be built for nothing)."""
+        return _build_model(self.graph, self.spec, self.device)
 
     def scorer_metrics(self, scores: np.ndarray, n_scored: int) -> dict:
         """Validation and test-edge metrics of ``[N, N]`` scores (unscored pairs rank

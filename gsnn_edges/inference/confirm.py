@@ -212,11 +212,12 @@ def confirm_edges(
         ValueError: fewer than 3 held-out rows, no training rows, pairs out of range or
             on the diagonal, or a model the activations cannot be read from.
     """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     fit = fit_variants(
         model,
         data,
         pairs,
-        range(len(np.asarray(pairs).reshape(-1, 2)) + 1),
+        range(len(pairs) + 1),
         list(train_batches),
         x_heldout,
         y_heldout,

@@ -130,12 +130,12 @@ def submit_job(
             return _replay(existing, digest)
     _check_quota(ctx, tenant)
     validate_job(ctx, tenant, graph_id, dataset_id, spec)
-    job = _new_job(tenant, graph_id, dataset_id, spec)
+    job = new_job(tenant, graph_id, dataset_id, spec)
     job.idempotency_key, job.request_hash = idempotency_key, digest
     # a job of several replicas runs as one job per replica plus itself, the join
     # (service.children): the replicas go to the queue now, the job once they succeed
     replicas = [
-        _new_job(tenant, graph_id, dataset_id, spec, parent_id=job.id, replica=r)
+        new_job(tenant, graph_id, dataset_id, spec, parent_id=job.id, replica=r)
         for r in range(int(spec.get("replicas") or 1))
     ]
     replicas = replicas if len(replicas) > 1 else []
@@ -149,14 +149,17 @@ def submit_job(
     return Submitted(job=get_job(ctx, tenant, job.id), replayed=False)
 
 
-def _new_job(
+def new_job(
     tenant: str,
     graph_id: str,
     dataset_id: str,
     spec: dict[str, Any],
     parent_id: str | None = None,
     replica: int | None = None,
+    confirm_chunk: int | None = None,
 ) -> Job:
+    """A queued job (or a child job of ``parent_id``: a replica or a confirmation
+    chunk), not yet added to the database."""
     return Job(
         id=new_id("job"),
         tenant=tenant,
@@ -168,6 +171,7 @@ def _new_job(
         cancel_requested=False,
         parent_id=parent_id,
         replica=replica,
+        confirm_chunk=confirm_chunk,
     )
 
 

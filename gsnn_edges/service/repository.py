@@ -509,11 +509,8 @@ def stage_confirmation(
     if session.execute(owned.values(**values)).rowcount != 1:
         session.rollback()
         return False
-    # as old as their job, so a worker's fair pick runs them before the tenant's later
-    # jobs; their message counts as sent now (the reaper re-sends a lost one)
-    born = session.scalar(select(Job.created_at).where(Job.id == job_id))
-    for chunk in chunks:
-        chunk.created_at, chunk.sent_at = born, now
+    for chunk in chunks:  # their message counts as sent now (the reaper re-sends a lost one)
+        chunk.sends, chunk.sent_at = 1, now
         session.add(chunk)
     session.commit()
     return True

@@ -17,9 +17,10 @@ from gsnn_edges.job_status import JobStatus
 from gsnn_edges.service import logs
 from gsnn_edges.service import repository as repo
 from gsnn_edges.service.children import chunk_variants, settle_child
-from gsnn_edges.service.context import ServiceContext, new_id
+from gsnn_edges.service.context import ServiceContext
 from gsnn_edges.service.graphs import graph_content
 from gsnn_edges.service.heartbeat import Heartbeat
+from gsnn_edges.service.jobs import new_job
 from gsnn_edges.service.jsonsafe import to_jsonable
 from gsnn_edges.service.models import Job
 
@@ -215,9 +216,14 @@ def _error_payload(
     return {"type": kind, "message": str(exc) or kind}
 
 
+def _progress_record(info: dict) -> dict:
+    """What the job's progress keeps of a training or stage record."""
+    return to_jsonable({k: info.get(k) for k in PROGRESS_KEYS})
+
+
 def _callbacks(ctx: ServiceContext, job_id: str, token: str) -> tuple[Any, Any]:
     def on_epoch(info: dict) -> None:
-        progress = to_jsonable({k: info.get(k) for k in PROGRESS_KEYS})
+        progress = _progress_record(info)
         with ctx.db.session() as session:
             if not repo.save_progress(session, job_id, token, progress):
                 raise ClaimLost(job_id)
@@ -281,30 +287,18 @@ def _stage_confirmation(ctx: ServiceContext, job: Job, setup: Any, result: Any, 
     pairs = confirm_candidates(setup, result.edges)
     ctx.store.write_npy(ctx.store.job_key(job.id, "confirm_pairs", token), pairs)
     n_chunks = min(ctx.settings.confirm_chunks, len(pairs) + 1)
-    chunks = [
-        Job(
-            id=new_id("job"),
-            tenant=job.tenant,
-            graph_id=job.graph_id,
-            dataset_id=job.dataset_id,
-            status=JobStatus.queued,
-            spec=job.spec,
-            attempts=0,
-            cancel_requested=False,
-            parent_id=job.id,
-            confirm_chunk=c,
+    chunks = []
+    for c in range(n_chunks):
+        chunk = new_job(
+            job.tenant, job.graph_id, job.dataset_id, job.spec, parent_id=job.id, confirm_chunk=c
         )
-        for c in range(n_chunks)
-    ]
+        # as old as their job, so a worker's fair pick runs them before the tenant's
+        # later jobs
+        chunk.created_at = job.created_at
+        chunks.append(chunk)
     last = result.history[-1] if result.history else {}
-    progress = to_jsonable(
-        {
-            **{k: last.get(k) for k in PROGRESS_KEYS},
-            "stage": "confirming",
-            "confirm_chunks": n_chunks,
-            "confirm_chunks_done": 0,
-        }
-    )
+    stage = {"stage": "confirming", "confirm_chunks": n_chunks, "confirm_chunks_done": 0}
+    progress = _progress_record({**last, **stage})
     with ctx.db.session() as session:
         if not repo.stage_confirmation(session, job.id, token, progress, chunks):
             if repo.control_state(session, job.id, token).owned:
@@ -315,10 +309,6 @@ def _stage_confirmation(ctx: ServiceContext, job: Job, setup: Any, result: Any, 
         ctx.enqueue_many([c.id for c in chunks])
     except Exception:
         log.exception("job %s: could not queue its confirmation chunks", job.id)
-        return
-    with ctx.db.session() as session:
-        for chunk in chunks:
-            repo.mark_sent(session, chunk.id)
 
 
 def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
@@ -338,7 +328,7 @@ def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
         raise RuntimeError(f"job {job.parent_id} staged no confirmation for this chunk")
     staged = lambda what: ctx.store.job_key(parent.id, what, parent.staged_attempt)
     pairs = ctx.store.read_npy(staged("confirm_pairs"))
-    model, _ = setup.build()
+    model = setup.build_model()
     state = torch.load(io.BytesIO(ctx.store.read_bytes(staged("model"))), weights_only=True)
     model.load_state_dict(state)
     variants = chunk_variants(len(pairs), n_chunks, job.confirm_chunk)
@@ -457,7 +447,7 @@ def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
             regressor_state=states[1],
         )
         if run.replica == 0 and setup.spec.confirm.top:
-            run.model, _ = setup.build()
+            run.model = setup.build_model()
             run.model.load_state_dict(run.model_state)
         runs.append(run)
     return runs
