@@ -25,6 +25,7 @@ from gsnn_edges.inference.magnitudes import (
     uniform_group_size,
 )
 from gsnn_edges.inference.regressor_stats import gram_pvalues, gram_update_, standardize_update
+from gsnn_edges.nn.dropout import draw_keep_mask, keep_cut, keep_scale
 
 _POST_NORM_OK = ("batch", "groupbatch", "none")
 _MASK_CHUNK = 1 << 22  # dropout-mask entries per batched product (16 MiB in float32)
@@ -107,6 +108,7 @@ class MagnitudeEdgeRegressor(nn.Module):
         self.to(model_device(model))
         self.reset_parameters()
         self._stage = "idle"
+        self._scratch_buffers: dict[str, Tensor] = {}
         self._best_state: dict[str, Tensor] | None = None
         self.best_metric: float | None = None
 
@@ -124,6 +126,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {score_mode!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        keep_cut(dropout)  # and resolvable by the 16-bit masks
 
     def reset_parameters(self) -> None:
         nn.init.xavier_uniform_(self.W, gain=0.1)
@@ -259,18 +262,25 @@ class MagnitudeEdgeRegressor(nn.Module):
         gram_update_(self.gram, self.n_rows, self.rss, Xf, term_sums)
         return {"aux_loss": float(term_sums.mean()) / (b * n), "n_terms": self.n_terms}
 
-    def _keep_masks(self, t: int, n: int, like: Tensor) -> Tensor:
-        """``t`` independent dropout masks ``[t, N, N]`` with entries ``0`` or ``1 / keep``.
+    def _scratch(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """A buffer of ``shape`` kept across steps (not state): the masked step's
+        ``[t, N, N]`` temporaries, reused instead of freshly allocated (and page-faulted)
+        every step; ``benchmarks/README.md``, "Speed"."""
+        count = math.prod(shape)
+        buf = self._scratch_buffers.get(name)
+        if buf is None or buf.numel() < count or buf.dtype != dtype or buf.device != self.W.device:
+            buf = self._scratch_buffers[name] = torch.empty(
+                count, dtype=dtype, device=self.W.device
+            )
+        return buf[:count].view(shape)
 
-        Drawn as 16-bit uniforms, four per 64-bit random word (faster than ``torch.rand``
-        on CPU, where the random numbers dominate the masked step: ``benchmarks/README.md``,
-        "Speed"); the keep probability is resolved to ``1 / 65536``.
-        """
+    def _keep_masks(self, t: int, n: int) -> Tensor:
+        """``t`` independent dropout masks ``[t, N, N]`` of ``1.0`` (keep) or ``0.0``, in a
+        scratch buffer that the next draw overwrites; a kept entry is scaled by
+        ``keep_scale(dropout)``."""
         count = t * n * n
-        words = torch.randint(-(2**63), 2**63 - 1, ((count + 3) // 4,), device=like.device)
-        cut = round((1.0 - self.dropout) * 65536)
-        keep = words.view(torch.int16)[:count].view(t, n, n) < cut - 32768
-        return keep.to(like.dtype).mul_(65536 / cut)
+        words = self._scratch("mask_words", ((count + 3) // 4,), torch.int64)
+        return draw_keep_mask(self.dropout, self._scratch("keep", (t, n, n), self.W.dtype), words)
 
     def _masked_terms(self, X: Tensor, Y: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
         """Loss gradient (ridge term included) and per-term residual sums with an
@@ -279,26 +289,37 @@ class MagnitudeEdgeRegressor(nn.Module):
         multiplies W's gradient noise by about ``sqrt(T)``).
 
         Terms go through batched products in chunks of at most ``_MASK_CHUNK`` mask
-        entries, so memory stays ``O(N^2)`` at large ``N``.
+        entries, so memory stays ``O(N^2)`` at large ``N``. The masks are 0/1: ``W`` is
+        scaled by ``1 / keep`` once, and the gradient's ``1 / keep`` folds into ``alpha``.
 
         Shapes:
             X, Y: ``[N, T, B]`` -> gradient ``[N, N]``, term sums ``[T]``.
         """
         n, t, b = X.shape
         W = self.W.detach()
+        scale = keep_scale(self.dropout)
+        W_kept = W * scale
         grad = W.mul(2.0 * self.ridge)
         term_sums = X.new_empty(t)
         step = max(1, _MASK_CHUNK // (n * n))
         for lo in range(0, t, step):  # a loop over chunks of terms, never nodes
             hi = min(lo + step, t)
-            mask = self._keep_masks(hi - lo, n, W)  # [t', N, N], 0 or 1 / keep
+            keep = self._keep_masks(hi - lo, n)  # [t', N, N]
+            square = self._scratch("square", (hi - lo, n, n), W.dtype)  # W o M_t, then dL/dW_t
             Xt = X[:, lo:hi].permute(1, 0, 2)  # [t', N, B]
             # residual_t^T = (W o M_t)^T X_t^T - Y_t^T
+            torch.mul(W_kept, keep, out=square)
             resid = torch.baddbmm(
-                Y[:, lo:hi].permute(1, 0, 2), (W * mask).transpose(1, 2), Xt, beta=-1
+                Y[:, lo:hi].permute(1, 0, 2),
+                square.transpose(1, 2),
+                Xt,
+                beta=-1,
+                out=self._scratch("resid", (hi - lo, n, b), W.dtype),
             )
             term_sums[lo:hi] = resid.square().sum((1, 2))
-            grad.add_(torch.bmm(Xt, resid.transpose(1, 2)).mul_(mask).sum(0), alpha=alpha)
+            torch.bmm(Xt, resid.transpose(1, 2), out=square)
+            masked = square.mul_(keep)
+            grad.add_(masked[0] if hi == lo + 1 else masked.sum(0), alpha=alpha * scale)
         return grad, term_sums
 
     # ----------------------------------------------------------------------- scoring

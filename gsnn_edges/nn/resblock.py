@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gsnn_edges.nn.dropout import Dropout
 from gsnn_edges.nn.norms import NodeNorm
 from gsnn_edges.nn.sparse import SparseLinear
 
@@ -89,7 +90,7 @@ class ResBlock(nn.Module):
         super().__init__()
         self.lin_in, self.lin_out, self.norm = lin_in, lin_out, norm
         self.nonlin = nonlin()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.residual = residual
         self.node_mlp = node_mlp
         self.residual_weight = nn.Parameter(torch.ones(())) if residual else None

@@ -13,6 +13,7 @@ from gsnn_edges.inference.regressor_stats import (
     gram_update_,
     standardize_update,
 )
+from gsnn_edges.nn.dropout import keep_scale
 
 from patching import patched
 
@@ -128,7 +129,7 @@ def test_aux_step_dropout_draws_an_independent_mask_per_term(bench):
     loss.backward()
     n, t = reg.n_nodes, reg.n_terms
     state = torch.get_rng_state()
-    masks = reg._keep_masks(t, n, reg.W)  # the draw aux_step will make
+    masks = reg._keep_masks(t, n) * keep_scale(0.5)  # the draw aux_step will make
     assert set(masks.unique().tolist()) == {0.0, 2.0} and not torch.equal(masks[0], masks[1])
     torch.set_rng_state(state)
 
@@ -148,7 +149,7 @@ def test_aux_step_dropout_draws_an_independent_mask_per_term(bench):
 def test_keep_masks_are_unbiased_bernoulli_and_independent(bench, rate):
     _, reg, _ = _setup(bench, dropout=rate)
     torch.manual_seed(0)
-    m = reg._keep_masks(6, 300, reg.W)  # 540k entries
+    m = reg._keep_masks(6, 300) * keep_scale(rate)  # 540k entries
     assert m.shape == (6, 300, 300) and m.unique().tolist() == pytest.approx(
         [0.0, 1 / (1 - rate)], rel=1e-4
     )
@@ -159,6 +160,29 @@ def test_keep_masks_are_unbiased_bernoulli_and_independent(bench, rate):
     assert corr.abs().max() < 0.01
     lagged = torch.corrcoef(torch.stack([flat[0, :-1], flat[0, 1:]]))[0, 1]  # and entries
     assert abs(float(lagged)) < 0.01
+
+
+def test_masked_step_is_the_same_in_chunks_of_terms(bench):
+    """Chunks of terms (large N) draw the same masks in the same order as one batch, so the
+    steps agree, also on a second step that reuses the first step's scratch buffers with a
+    shorter last chunk."""
+    from gsnn_edges.inference import regressor as regressor_module
+
+    x, y = torch.randn(8, bench.partial.n_input), torch.randn(8, 4)
+
+    def two_steps(chunk):
+        torch.manual_seed(3)
+        model, reg, _ = _setup(bench, aggregators=("sum", "max"), dropout=0.3, lr=1e-2)
+        n = reg.n_nodes
+        with patched(regressor_module, _MASK_CHUNK=chunk * n * n):
+            losses = [_train_step(model, reg, x, y)["aux_loss"] for _ in range(2)]
+        return losses, reg.W.detach().clone()
+
+    whole_losses, whole_W = two_steps(chunk=64)  # all 4 terms in one product
+    for chunk in (1, 3):
+        losses, W = two_steps(chunk)
+        assert losses == pytest.approx(whole_losses, rel=1e-5)
+        assert torch.allclose(W, whole_W, atol=1e-6)
 
 
 def test_standardize_handles_gradient_sized_variances():
