@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from gsnn_edges import metrics as edge_metrics
-from gsnn_edges.device import resolve_device
+from gsnn_edges.device import adamw, resolve_device
 from gsnn_edges.ensemble import COMBINE, STABILITY_TOP_K, combine_replicas, replica_seed
 from gsnn_edges.graph import Edge, GraphInput, GSNNGraph, as_graph, split_edges
 from gsnn_edges.inference.confirm import EdgeConfirmation, confirm_edges, with_confirmation
@@ -338,7 +338,7 @@ def train_replica(
     seed = replica_seed(setup.spec.training.seed, replica)
     torch.manual_seed(seed)
     model, reg = setup.build()
-    opt = torch.optim.AdamW(model.parameters(), lr=setup.spec.training.lr)
+    opt = adamw(model.parameters(), lr=setup.spec.training.lr)
     gen = torch.Generator().manual_seed(seed)
     loop = _EpochLoop(model, reg, opt, setup, on_epoch, should_stop)
     history = loop.run(gen, progress)

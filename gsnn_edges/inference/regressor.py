@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from gsnn_edges import metrics
-from gsnn_edges.device import model_device
+from gsnn_edges.device import adamw, model_device
 from gsnn_edges.graph import GraphData
 from gsnn_edges.inference.choices import LR_SCHEDULES, SCORE_MODES
 from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
@@ -134,7 +134,7 @@ class MagnitudeEdgeRegressor(nn.Module):
             getattr(self, name).zero_()
         self.x_var.fill_(1.0)
         self.y_var.fill_(1.0)
-        self.optimizer = torch.optim.AdamW([self.W], lr=self.lr, weight_decay=self.weight_decay)
+        self.optimizer = adamw([self.W], lr=self.lr, weight_decay=self.weight_decay)
 
     @property
     def n_nodes(self) -> int:
