@@ -38,7 +38,7 @@ from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from gsnn_edges.train import scale, train_joint
 from gsnn_edges.train_validation import frame_arrays
 
-from common import FAMILIES, base_parser, make_spec, write_json
+from common import FAMILIES, add_patch_argument, base_parser, make_spec, write_json
 
 ALPHA = 0.1
 Q_COLUMNS = {"screen": "q_value", "confirm": "confirm_q_value", "confirm_set": "confirm_q_value"}
@@ -104,11 +104,20 @@ def model_null(result, data: pd.DataFrame, graph, top: int, seed: int) -> dict:
 
 
 def one_seed(
-    family: str, seed: int, top: int, null: bool, width: int | None = None, rows: int = 2000
+    family: str,
+    seed: int,
+    top: int,
+    null: bool,
+    width: int | None = None,
+    rows: int = 2000,
+    patch: dict | None = None,
 ) -> dict:
     """One run; ``width`` resizes the benchmark family (SPEC section 6: 25), ``rows`` are
-    the training rows simulated (plus the test share)."""
-    spec = make_spec(None, {"confirm": {"top": top}}, seed)
+    the training rows simulated (plus the test share), ``patch`` spec blocks merged into
+    the library defaults."""
+    patch = dict(patch or {})
+    patch["confirm"] = {**patch.get("confirm", {}), "top": top}
+    spec = make_spec(None, patch, seed)
     bench = (
         converging_tier_graph(width) if family == "benchmark" and width else FAMILIES[family](seed)
     )
@@ -170,6 +179,7 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", choices=["missing", "null"], default=["missing", "null"])
     ap.add_argument("--width", type=int, help="width of the benchmark family (default 25)")
     ap.add_argument("--rows", type=int, default=2000, help="training rows simulated")
+    add_patch_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     report = {
@@ -178,6 +188,7 @@ def main() -> None:
         "alpha": ALPHA,
         "width": args.width,
         "rows": args.rows,
+        "patch": args.patch,
         "families": {},
     }
     for family in args.families:
@@ -185,7 +196,7 @@ def main() -> None:
             null = kind == "null"
             runs = []
             for seed in args.seeds:
-                r = one_seed(family, seed, args.top, null, args.width, args.rows)
+                r = one_seed(family, seed, args.top, null, args.width, args.rows, args.patch)
                 runs.append(r)
                 cells = "  ".join(
                     f"{n}: {r[n]['true']}/{r[n]['discoveries']} true" for n in Q_COLUMNS

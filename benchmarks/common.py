@@ -52,6 +52,16 @@ def make_spec(base: dict | None, patch: dict, seed: int) -> TrainSpec:
     return spec
 
 
+def add_patch_argument(ap: argparse.ArgumentParser) -> None:
+    """``--patch``: spec blocks (JSON) merged into every run's spec by :func:`make_spec`."""
+    ap.add_argument(
+        "--patch",
+        type=json.loads,
+        default={},
+        help='spec blocks merged into the config, e.g. \'{"regressor": {"dropout": 0}}\'',
+    )
+
+
 def base_parser(
     doc: str,
     *,

@@ -12,7 +12,6 @@ Pairs a scorer cannot score (the baseline's latent targets) rank last.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_experiment
 
-from common import CONFIGS, FAMILIES, base_parser, make_spec, write_json
+from common import CONFIGS, FAMILIES, add_patch_argument, base_parser, make_spec, write_json
 
 SCORERS = ("hybrid", "score_test", "observed_baseline")
 METHODS = ("online_best", "online_last", "posthoc_corr", *SCORERS)
@@ -65,12 +64,7 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="reference")
     ap.add_argument("--family", choices=sorted(FAMILIES), default="benchmark")
     ap.add_argument("--epochs", type=int, default=None, help="override the epoch count")
-    ap.add_argument(
-        "--patch",
-        type=json.loads,
-        default={},
-        help='spec blocks merged into the config, e.g. \'{"regressor": {"dropout": 0}}\'',
-    )
+    add_patch_argument(ap)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
