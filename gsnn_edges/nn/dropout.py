@@ -59,10 +59,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        if p > 0:
-            keep_cut(p)  # validates
-        elif p < 0:
-            raise ValueError(f"dropout probability must be >= 0, got {p}")
+        keep_cut(p)  # validates: 0 <= p <= 1 - 1/65536
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
