@@ -482,16 +482,20 @@ def end_stale(
 
 def replica_jobs(session: Session, parent_id: str) -> list[Job]:
     """The replica jobs of ``parent_id``, replica 0 first."""
-    session.expire_all()
-    of = (Job.parent_id == parent_id) & Job.replica.is_not(None)
-    return list(session.scalars(select(Job).where(of).order_by(Job.replica)))
+    return _child_jobs(session, parent_id, Job.replica)
 
 
 def chunk_jobs(session: Session, parent_id: str) -> list[Job]:
     """The confirmation chunk jobs of ``parent_id``, chunk 0 first."""
+    return _child_jobs(session, parent_id, Job.confirm_chunk)
+
+
+def _child_jobs(session: Session, parent_id: str, number: Any) -> list[Job]:
+    """The children of ``parent_id`` that ``number`` (their replica or chunk column)
+    numbers, in its order; read fresh (expires the session's objects)."""
     session.expire_all()
-    of = (Job.parent_id == parent_id) & Job.confirm_chunk.is_not(None)
-    return list(session.scalars(select(Job).where(of).order_by(Job.confirm_chunk)))
+    of = (Job.parent_id == parent_id) & number.is_not(None)
+    return list(session.scalars(select(Job).where(of).order_by(number)))
 
 
 def stage_confirmation(

@@ -258,6 +258,9 @@ def test_constructor_validation(bench):
         MagnitudeEdgeRegressor(ln, g, aggregators=("sum", "median"))
     with pytest.raises(ValueError, match="score_mode must be one of"):
         MagnitudeEdgeRegressor(ln, g, score_mode="square")
+    for rate in (-0.1, 1.0, 1 - 1e-6):  # the last: no 16-bit lane would keep an entry
+        with pytest.raises(ValueError, match="dropout rate must be in"):
+            MagnitudeEdgeRegressor(ln, g, dropout=rate)
     one = GSNN(g.edge_index_dict, g.node_names_dict, 2, 1)
     with pytest.raises(ValueError, match=">= 2 layers"):
         MagnitudeEdgeRegressor(one, g)
