@@ -80,6 +80,14 @@ def base_parser(
     return ap
 
 
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of ``a - b``, paired element by element (seed by seed);
+    the error is NaN for a single pair."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
+    return float(d.mean()), float(se)
+
+
 def write_json(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` as indented JSON to ``path`` (parents created) and say so."""
     out = Path(path)

@@ -26,7 +26,7 @@ import torch
 
 from gsnn_edges.experiment import run_experiment
 
-from common import CONFIGS, FAMILIES, base_parser, make_spec, write_json
+from common import CONFIGS, FAMILIES, base_parser, make_spec, paired_difference, write_json
 
 CANDIDATES = {
     "base": {},
@@ -90,9 +90,8 @@ def paired(runs: list[dict], ref: list[dict], scorer: str, seeds: list[int]) -> 
     """Mean and standard error of ``runs - ref`` test AUC over ``seeds`` (paired by seed)."""
     a = {r["seed"]: r["auc"][scorer] for r in runs}
     b = {r["seed"]: r["auc"][scorer] for r in ref}
-    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
-    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
-    return {"mean": float(d.mean()), "se": float(se), "n": len(d)}
+    mean, se = paired_difference([a[s] for s in seeds], [b[s] for s in seeds])
+    return {"mean": mean, "se": se, "n": len(seeds)}
 
 
 def summarise(runs: list[dict], ref: list[dict], holdout: list[int]) -> dict:

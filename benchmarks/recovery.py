@@ -19,7 +19,15 @@ import torch
 
 from gsnn_edges.experiment import posthoc_baseline, run_experiment
 
-from common import CONFIGS, FAMILIES, add_patch_argument, base_parser, make_spec, write_json
+from common import (
+    CONFIGS,
+    FAMILIES,
+    add_patch_argument,
+    base_parser,
+    make_spec,
+    paired_difference,
+    write_json,
+)
 
 SCORERS = ("hybrid", "score_test", "observed_baseline")
 METHODS = ("online_best", "online_last", "posthoc_corr", *SCORERS)
@@ -53,9 +61,10 @@ def summarise(runs: list[dict]) -> dict:
         for key in KEYS:
             vals = np.array([r[method][key] for r in runs], dtype=float)
             out[f"{method}.{key}"] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=0))}
-        diff = np.array([r[method]["auc"] - r[BASELINE]["auc"] for r in runs], dtype=float)
-        se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-        out[f"{method}.auc_vs_baseline"] = {"mean": float(diff.mean()), "se": float(se)}
+        mean, se = paired_difference(
+            [r[method]["auc"] for r in runs], [r[BASELINE]["auc"] for r in runs]
+        )
+        out[f"{method}.auc_vs_baseline"] = {"mean": mean, "se": se}
     return out
 
 

@@ -24,7 +24,7 @@ from gsnn_edges.ensemble import COMBINES, combine_scores
 from gsnn_edges.experiment import experiment_inputs
 from gsnn_edges.train import RunSetup, train_replica
 
-from common import FAMILIES, base_parser, make_spec, write_json
+from common import FAMILIES, base_parser, make_spec, paired_difference, write_json
 
 SCORERS = ("hybrid", "score_test", "magnitude")
 HOWS = COMBINES
@@ -57,13 +57,12 @@ def summarise(runs: list[dict], keys: list[str]) -> dict:
         base = np.array([r[scorer]["single_mean"] for r in runs])
         for key in keys:
             vals = np.array([r[scorer][key] for r in runs])
-            d = vals - base
-            se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            diff, se = paired_difference(vals, base)
             out[f"{scorer}.{key}"] = {
                 "mean": float(vals.mean()),
                 "std": float(vals.std()),
-                "vs_single": float(d.mean()),
-                "se": float(se),
+                "vs_single": diff,
+                "se": se,
             }
     return out
 

@@ -27,7 +27,7 @@ from gsnn_edges.inference.edge_table import edge_table, function_edge_mask
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.inference.regressor import MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.inference.score_test import ScoreTestScorer
-from gsnn_edges.inference.scorers import BASELINE_DEGREE, PairScores, hybrid_scores
+from gsnn_edges.inference.scorers import PairScores, hybrid_scores
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.spec import TrainSpec
 from gsnn_edges.train_validation import (
@@ -616,7 +616,7 @@ class _EpochLoop:
         x, y = split.x_train, split.y_train
         test = ScoreTestScorer(self.model, graph).fit(self.setup.training_batches())
         q, q_p = test.statistic_and_pvalues()
-        base = observed_baseline(graph, x.cpu().numpy(), y.cpu().numpy(), degree=BASELINE_DEGREE)
+        base = observed_baseline(graph, x.cpu().numpy(), y.cpu().numpy())
         scores = {
             "magnitude": PairScores(reg.score_matrix().cpu().numpy(), reg.p_values()),
             "score_test": PairScores(q, q_p),

@@ -2,33 +2,36 @@
 squares on the observed columns alone (no network, no training).
 
 Each function node is stood in for by what observes it: the z-scored columns of its output
-children, else those of its input parents, else nothing (a *latent* node). A node with
-output children is an *observed target*; its target signal is the mean of their z-scored
-columns. For a target ``j`` and a source ``i``, ``r`` is the residual of ``j``'s signal on
-the stand-ins of ``j``'s known function parents other than ``i`` plus ``j``'s input-parent
-columns (ridge least squares with intercept). The score of ``i -> j`` is the multiple
-correlation ``sqrt(R^2)`` of ``r`` on ``i``'s stand-in; its p-value is the partial F test
-of adding ``i``'s columns to ``j``'s model.
+children, else those of its input parents, else nothing (a *latent* node); with
+``degree > 1`` their powers join them. A node with output children is an *observed
+target*; its target signal is the mean of their z-scored columns, and its *model* regresses
+that signal (least squares with intercept) on the stand-ins of its known function parents
+and on its input-parent columns.
 
-For a candidate ``i`` (not a parent of ``j``) ``r`` is one residual per target, shared by
-every candidate source. For a pair already in the graph, ``i`` is left out of ``j``'s model
-(else ``r`` would be orthogonal to ``i``'s stand-in and every known edge would score ~0),
-so a known edge scores as it would in the graph without it; a column that another parent or
-an input of ``j`` also brings stays in. These fits are downdated from ``j``'s full fit, so a
-hub of in-degree ``w`` costs ``O(w^2)`` per parent, not a new ``O(S w^2)`` regression.
+Every score is a textbook partial F test: ``R^2`` is the share of the residual of a
+reduced model that the source's stand-in explains when added to it, the score is
+``sqrt(R^2)`` (a partial multiple correlation, in ``[0, 1]``), and with ``n`` samples,
+``p`` the numerical rank of the reduced model's centred design and ``k`` the rank the
+source adds, ``F = (R^2 / k) / ((1 - R^2) / (n - 1 - p - k))`` (the ``1`` is the
+intercept) and ``p_value = F.sf(F; k, n - 1 - p - k)``. The reduced model is:
 
-Degrees of freedom: with ``n`` samples, ``p`` the numerical rank of ``j``'s centred design
-(without ``i``; see :func:`_fits`) and ``k`` that of ``i``'s centred stand-in,
-``F = (R^2 / k) / ((1 - R^2) / (n - 1 - p - k))`` (the ``1`` is the intercept) and
-``p_value = F.sf(F; k, n - 1 - p - k)``.
-``R^2`` regresses ``r`` on ``i``'s raw columns, not on their residual given ``j``'s design;
-it is therefore at most the exact partial ``R^2`` (equal when ``i``'s columns are
-orthogonal to the design), and the p-value is conservative, never anti-conservative.
+- for a pair already in the graph, ``j``'s model without ``i`` (a column that another
+  parent or an input of ``j`` also brings stays in): the known edge scores as a candidate
+  tested first would in the graph without it, not ~0. These fits are downdated from
+  ``j``'s full fit, so a hub of in-degree ``w`` costs ``O(w^2)`` per parent, not a new
+  ``O(S w^2)`` regression;
+- for a candidate, ``j``'s model plus the candidates selected before it: per target, the
+  best candidate joins the model, ``steps`` times
+  (:mod:`gsnn_edges.inference.forward_selection`), so a missing parent explains away the
+  relatives that only echo it. A selected pair's p-value is Sidak-adjusted for the ``m``
+  candidates it was chosen from, ``1 - (1 - p)^m``; an unselected pair is tested given all
+  the selections, which leaves its p-value valid and, where the target has no missing
+  parent, conservative (the tests measure both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +40,7 @@ from scipy import stats
 from torch import Tensor
 
 from gsnn_edges.graph import EDGE_TYPES, FF, GraphInput, as_graph
+from gsnn_edges.inference.forward_selection import forward_select
 
 __all__ = ["ObservedBaseline", "observed_baseline"]
 
@@ -56,17 +60,19 @@ class ObservedBaseline:
     """Scores of every function -> function pair from :func:`observed_baseline`.
 
     Attributes:
-        scores: ``[N, N]`` float64, ``scores[i, j]`` = multiple correlation of ``i``'s
-            stand-in with ``j``'s residual, in ``[0, 1]``; NaN where not scorable.
-        p_values: ``[N, N]`` float64 partial-F p-values; NaN where ``scores`` is NaN or the
-            test has no residual degrees of freedom.
+        scores: ``[N, N]`` float64, ``scores[i, j]`` = partial multiple correlation of
+            ``i``'s stand-in with ``j``'s signal given ``j``'s reduced model (module
+            docstring), in ``[0, 1]``; NaN where not scorable.
+        p_values: ``[N, N]`` float64 partial-F p-values (Sidak-adjusted where selected);
+            NaN where ``scores`` is NaN or the test has no residual degrees of freedom.
         observed_target: ``[N]`` bool, ``j`` has an output child (columns of the other
             nodes are NaN).
         has_features: ``[N]`` bool, ``i`` has a stand-in: an output child or an input
             parent (rows of the other nodes are NaN).
 
-    Scores are also NaN on the diagonal, for a stand-in whose columns are all constant and
-    for a target whose signal is constant or fully explained by its model.
+    Scores are also NaN on the diagonal, for a stand-in whose columns are all constant or
+    already in the target's reduced model, and for a target whose signal is constant or
+    fully explained by its model.
     """
 
     scores: np.ndarray
@@ -101,15 +107,20 @@ def _starts(counts: np.ndarray) -> np.ndarray:
     return np.cumsum(counts) - counts
 
 
-def _basis(B: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Batched thin SVD with a numerical-rank mask (the ``matrix_rank`` tolerance).
+def _basis(B: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Batched thin SVD ``B = U diag(s) V^T`` and the orthonormal basis it gives, with a
+    numerical-rank mask (the ``matrix_rank`` tolerance): ``basis = B @ coef`` is ``U``
+    with the dropped directions zero.
 
     Shapes:
-        B: ``[G, S, w]`` -> U ``[G, S, w]``, s ``[G, w]``, keep bool ``[G, w]``.
+        B: ``[G, S, w]`` -> basis ``[G, S, w]``, coef ``[G, w, w]``, keep bool ``[G, w]``,
+        s ``[G, w]``, Vh ``[G, w, w]``.
     """
-    U, s, _ = torch.linalg.svd(B, full_matrices=False)
-    tol = s[:, :1] * max(B.shape[1:]) * torch.finfo(s.dtype).eps
-    return U, s, s > tol  # an all-zero block has s_max = 0: nothing is kept
+    U, s, Vh = torch.linalg.svd(B, full_matrices=False)
+    keep = s > s[:, :1] * max(B.shape[1:]) * torch.finfo(s.dtype).eps
+    # An all-zero block has s_max = 0: nothing is kept.
+    inv = torch.where(keep, 1.0 / s.clamp_min(torch.finfo(s.dtype).tiny), 0.0)
+    return U * keep[:, None, :], Vh.mT * inv[:, None, :], keep, s, Vh
 
 
 def _chunks(items: np.ndarray, per_item: int) -> Iterator[np.ndarray]:
@@ -134,6 +145,51 @@ def _stand_ins(eid: dict, n_f: int, n_in: int) -> tuple[np.ndarray, np.ndarray, 
     col = np.concatenate([n_in + fo[1], fi[0, by_input]])
     order = np.argsort(node, kind="stable")
     return node[order], col[order], has_out
+
+
+@dataclass
+class _StandIns:
+    """Orthonormal bases of every node's stand-in.
+
+    Attributes:
+        Q: ``[S, M + 1]`` the bases side by side in feature-table order (a node with ``k``
+            pool columns owns ``k`` columns; dropped directions and the last column are 0).
+        slots: ``[N, k_max]`` each node's columns of ``Q``, padded with the last one.
+        slot_valid: ``[N, k_max]`` the slots holding a basis vector.
+        slot_pool: ``[N, k_max]`` the pool column behind each slot, padded with ``P`` (one
+            past the pool); coef: ``[N, k_max, k_max]`` with
+            ``Q[:, slots[i]] = Z[:, slot_pool[i]] @ coef[i]``.
+        k_rank: ``[N]`` the rank of each stand-in.
+    """
+
+    Q: Tensor
+    slots: Tensor
+    slot_valid: Tensor
+    slot_pool: Tensor
+    coef: Tensor
+    k_rank: np.ndarray
+
+
+def _stand_in_bases(
+    Z: Tensor, feat_col: np.ndarray, f_count: np.ndarray, f_start: np.ndarray
+) -> _StandIns:
+    """One batched SVD per group of equal-size stand-ins (and memory chunk)."""
+    n, n_f, m = Z.shape[0], f_count.size, feat_col.size
+    kmax = int(f_count.max(initial=0))
+    Q = torch.zeros(n, m + 1, dtype=Z.dtype)
+    coef = torch.zeros(n_f, kmax, kmax, dtype=Z.dtype)
+    valid = torch.zeros(n_f, kmax, dtype=torch.bool)
+    for k in np.unique(f_count[f_count > 0]):
+        for nodes in _chunks(np.flatnonzero(f_count == k), n * int(k)):
+            pos = f_start[nodes][:, None] + np.arange(k)
+            basis, c, keep, _, _ = _basis(Z[:, torch.from_numpy(feat_col[pos])].permute(1, 0, 2))
+            Q[:, torch.from_numpy(pos.ravel())] = basis.permute(1, 0, 2).reshape(n, -1)
+            coef[nodes, :k, :k], valid[nodes, :k] = c, keep
+    used = np.arange(kmax) < f_count[:, None]
+    slot = np.minimum(f_start[:, None] + np.arange(kmax), max(m - 1, 0))
+    slots = torch.from_numpy(np.where(used, slot, m))
+    pool = torch.from_numpy(np.where(used, feat_col[slot] if m else 0, Z.shape[1]))
+    return _StandIns(Q, slots, valid, pool, coef, valid.sum(1).numpy())
 
 
 @dataclass
@@ -236,9 +292,33 @@ def _leave_out(
     return y[:, gi] - fit[gi, :, slot].T
 
 
+@dataclass
+class _Fit:
+    """The fits of one chunk of ``G`` observed targets sharing a design width ``w``.
+
+    Attributes:
+        targets: ``[G]`` target positions; r: ``[S, G]`` ridge residuals of the full
+            designs; rank: ``[G]`` their numerical rank.
+        pairs: ``[L]`` the chunk's known pairs (``_Designs`` rows); r_pairs: ``[S, L]``
+            their leave-one-parent-out residuals; rank_pairs: ``[L]`` those designs' ranks.
+        cols: ``[G, w]`` pool columns of the designs; basis: ``[G, S, w]`` an orthonormal
+            basis of each (dropped directions zero), ``basis = Z[:, cols] @ coef``.
+    """
+
+    targets: np.ndarray
+    r: Tensor
+    rank: Tensor
+    pairs: np.ndarray
+    r_pairs: Tensor
+    rank_pairs: Tensor
+    cols: Tensor
+    basis: Tensor
+    coef: Tensor
+
+
 def _fits(
-    Z: Tensor, y_t: Tensor, des: _Designs, ridge: float, kmax: int
-) -> Iterator[tuple[np.ndarray, Tensor, Tensor, np.ndarray, Tensor, Tensor]]:
+    Z: Tensor, y_t: Tensor, des: _Designs, ridge: float, kmax: int, extra: Callable[[int], int]
+) -> Iterator[_Fit]:
     """Ridge residuals of every full design and of every leave-one-parent-out model.
 
     One batched SVD ``D = U diag(s) V^T`` per (width, memory chunk) group of targets;
@@ -246,9 +326,8 @@ def _fits(
     for the downdate), ``beta = V diag(s / (s^2 + lam)) U^T y``. The design rank (for the
     F test) counts ``s`` above the ``matrix_rank`` tolerance; a leave-one-out model's rank
     is ``min(w - |removed|, rank)``, exact when the full design has full column rank.
-
-    Yields:
-        ``(targets [G], r [S, G], rank [G], pairs [L], r_pairs [S, L], rank_pairs [L])``.
+    ``extra(w)`` entries per target of width ``w`` are budgeted for the caller's own work
+    on a chunk.
     """
     n = Z.shape[0]
     d_start = _starts(des.width)
@@ -259,30 +338,51 @@ def _fits(
         group = np.flatnonzero(des.width == w)
         lmax = int(pair_cnt[group].max())
         per_target = n * (w + lmax * max(kmax, 1)) + w * (w + lmax * max(b, 1))
-        for d in _chunks(group, per_target):
+        for d in _chunks(group, per_target + extra(int(w))):
             y = y_t[:, d]
             g, pos = _expand(pair_start[d], pair_cnt[d])
             pairs = pair_order[pos]
+            cols = torch.from_numpy(des.col[d_start[d][:, None] + np.arange(w)])
+            D = Z[:, cols].permute(1, 0, 2)
+            basis, coef, keep, s, Vh = _basis(D)
+            rank = keep.sum(1)
             if w == 0:
-                none = torch.zeros(d.size, dtype=torch.long)
-                yield d, y, none, pairs, y[:, g], none[g]
+                yield _Fit(d, y, rank, pairs, y[:, g], rank[g], cols, basis, coef)
                 continue
-            D = Z[:, torch.from_numpy(des.col[d_start[d][:, None] + np.arange(w)])]
-            D = D.permute(1, 0, 2)
-            U, s, Vh = torch.linalg.svd(D, full_matrices=False)
-            rank = (s > s[:, :1] * max(n, int(w)) * torch.finfo(s.dtype).eps).sum(1)
             s2 = s.square()
             inv = 1.0 / (s2 + max(ridge, _RIDGE_FLOOR) * s2.mean(1, keepdim=True))
-            beta = torch.einsum("gvw,gw->gv", Vh.mT, torch.einsum("gsw,sg->gw", U, y) * s * inv)
+            uy = torch.einsum("gsw,sg->gw", basis, y)  # directions below the rank tolerance: 0
+            beta = torch.einsum("gvw,gw->gv", Vh.mT, uy * s * inv)
             r = y - torch.einsum("gsw,gw->sg", D, beta)
             if not pairs.size:
-                yield d, r, rank, pairs, y[:, :0], rank[:0]
+                yield _Fit(d, r, rank, pairs, y[:, :0], rank[:0], cols, basis, coef)
                 continue
             rm, ok = torch.from_numpy(des.rm[pairs]), torch.from_numpy(des.rm_ok[pairs])
             hinv = (Vh.mT * inv[:, None, :]) @ Vh
             r_pairs = _leave_out(D, y, beta, hinv, g, rm, ok)
             rank_pairs = torch.minimum(w - ok.sum(1), rank[torch.from_numpy(g)])
-            yield d, r, rank, pairs, r_pairs, rank_pairs
+            yield _Fit(d, r, rank, pairs, r_pairs, rank_pairs, cols, basis, coef)
+
+
+def _known_pair_tests(
+    fit: _Fit, des: _Designs, den: np.ndarray, ynorm: Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The partial F tests of a chunk's known pairs: each parent's own columns in its
+    target's full model, from the full and leave-one-parent-out residual norms.
+
+    Returns:
+        ``R^2``, ``k`` (rank the parent adds) and ``p`` (rank without it), each ``[L]``;
+        ``R^2`` is NaN where the model without the parent leaves no residual.
+    """
+    den_l = fit.r_pairs.square().sum(0).numpy()
+    full = den[des.design[fit.pairs]]
+    rank = np.zeros(des.width.size, dtype=np.int64)
+    rank[fit.targets] = fit.rank.numpy()
+    ok = den_l > _REL_RESID_TOL * ynorm[des.dst[fit.pairs]].numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where(ok, np.clip(1.0 - full / den_l, 0.0, 1.0), np.nan)
+    reduced = fit.rank_pairs.numpy()
+    return r2, rank[des.design[fit.pairs]] - reduced, reduced
 
 
 def _partial_f_pvalues(r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
@@ -301,13 +401,20 @@ def _partial_f_pvalues(r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int) -> 
 
 # --------------------------------------------------------------------------- public
 def observed_baseline(
-    graph: GraphInput, X: np.ndarray, Y: np.ndarray, *, ridge: float = 1e-6, degree: int = 1
+    graph: GraphInput,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    ridge: float = 1e-6,
+    degree: int = 3,
+    steps: int = 3,
 ) -> ObservedBaseline:
     """Score every function -> function pair with the observed-node regression baseline.
 
     See the module docstring for the model, the scores and the p-values. All numeric work
     is batched: one SVD per group of equal-width designs (and of equal-size stand-ins), one
-    ``Q^T R`` matmul for all (source, target) pairs, a segment sum over stand-in columns.
+    Gram matrix of the pool columns against the stand-ins' bases, and the forward
+    selection over whole chunks of targets at once.
 
     Args:
         graph: a :class:`~gsnn_edges.graph.GSNNGraph` or anything
@@ -315,12 +422,18 @@ def observed_baseline(
         X: input observations, columns in the graph's input order (float32 is fine; the
             work is float64).
         Y: output observations, columns in the graph's output order.
-        ridge: ridge penalty relative to the mean eigenvalue of each design's Gram matrix
-            (``0`` gives least squares, up to a ``1e-10`` floor that keeps the leave-one-out
-            downdate defined).
+        ridge: ridge penalty of the known edges' fits, relative to the mean eigenvalue of
+            each design's Gram matrix (``0`` gives least squares, up to a ``1e-10`` floor
+            that keeps the leave-one-out downdate defined); candidates are tested by
+            exact least squares.
         degree: stand-ins and input-parent design columns also enter as their z-scored
             powers ``2..degree`` (the target signal stays linear), so a monotone
-            nonlinear mechanism is not mistaken for a missing parent. ``1``: linear.
+            nonlinear mechanism is not mistaken for a missing parent. ``1``: linear. The
+            default, cubic, beat linear on the simulated families
+            (``benchmarks/README.md``, "Edge scorers").
+        steps: candidates selected into each target's model before the rest are scored
+            (``0``: every candidate tested against the target's known model alone). The
+            default 3 was measured against 0-4 (``benchmarks/README.md``, "Edge scorers").
 
     Returns:
         An :class:`ObservedBaseline`.
@@ -330,7 +443,7 @@ def observed_baseline(
         ``N = n_function``; observed_target, has_features: ``[N]``.
 
     Raises:
-        ValueError: wrong shapes, non-finite values or a negative ``ridge``.
+        ValueError: wrong shapes, non-finite values, a negative ``ridge`` or ``steps``.
     """
     g = as_graph(graph)
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
@@ -347,6 +460,8 @@ def observed_baseline(
         raise ValueError(f"ridge must be >= 0, got {ridge}")
     if degree < 1:
         raise ValueError(f"degree must be >= 1, got {degree}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
     n, n_f = X.shape[0], g.n_function
     eid = dict(g.edge_index_dict)  # the degree > 1 branch rebinds the input edges
     (zx, live_x), (zy, live_y) = _zscore(X), _zscore(Y)
@@ -374,54 +489,64 @@ def observed_baseline(
     ysig = torch.zeros(n, n_f, dtype=torch.float64).index_add_(1, fo[0], Z[:, g.n_input + fo[1]])
     ysig = ysig / torch.bincount(fo[0], minlength=n_f).clamp_min(1)
 
-    # Orthonormal basis of every stand-in, stacked as Q [S, M] in feature-table order.
-    Q = torch.zeros(n, feat_col.size + 1, dtype=torch.float64)  # last column: zero padding
-    k_rank = np.zeros(n_f, dtype=np.int64)
-    for k in np.unique(f_count[f_count > 0]):
-        for nodes in _chunks(np.flatnonzero(f_count == k), n * int(k)):
-            pos = f_start[nodes][:, None] + np.arange(k)
-            U, _, keep = _basis(Z[:, torch.from_numpy(feat_col[pos])].permute(1, 0, 2))
-            Q[:, torch.from_numpy(pos.ravel())] = (
-                (U * keep[:, None]).permute(1, 0, 2).reshape(n, -1)
-            )
-            k_rank[nodes] = keep.sum(1).numpy()
-
+    st = _stand_in_bases(Z, feat_col, f_count, f_start)
     des = _designs(eid, feat_col, f_start, f_count, obs, live.numpy())
-    src, dst = des.src, des.dst
     n_t = targets.size
-    # Source stand-in columns of each leave-one-out pair, padded with the zero column.
-    kmax = int(f_count.max(initial=0))
-    pad = np.arange(kmax) < f_count[src][:, None]
-    loo_cols = np.where(pad, f_start[src][:, None] + np.arange(kmax), feat_col.size)
+    ynorm = ysig.square().sum(0)
+    # Every stand-in column against every pool column (one zero row and column of
+    # padding): the inner products the forward selection needs, computed once.
+    ZQ = torch.cat([Z, torch.zeros(n, 1, dtype=Z.dtype)], 1).T @ st.Q
+    parent = np.zeros((n_t, n_f), dtype=bool)
+    tpos = np.full(n_f, -1)
+    tpos[targets] = np.arange(n_t)
+    ff = eid[FF]
+    parent[tpos[ff[1, obs[ff[1]]]], ff[0, obs[ff[1]]]] = True
+    cand = (st.k_rank > 0)[None, :] & ~parent
+    cand[np.arange(n_t), targets] = False
 
-    R = torch.zeros(n, n_t, dtype=torch.float64)
-    den, rank = np.zeros(n_t), np.zeros(n_t)
-    num_l, den_l, rank_l = np.zeros(src.size), np.zeros(src.size), np.zeros(src.size)
-    for d, r, rk, pairs, r_pairs, rk_pairs in _fits(Z, ysig[:, targets], des, ridge, kmax):
-        R[:, torch.from_numpy(d)] = r
-        den[d], rank[d] = r.square().sum(0).numpy(), rk.numpy()
-        q = Q[:, torch.from_numpy(loo_cols[pairs])]  # [S, pairs, kmax]
-        num_l[pairs] = torch.einsum("slk,sl->lk", q, r_pairs).square().sum(1).numpy()
-        den_l[pairs], rank_l[pairs] = r_pairs.square().sum(0).numpy(), rk_pairs.numpy()
-    # All (source, observed target) pairs at once: squared projections, summed per source.
-    G = (Q[:, :-1].T @ R).square()
-    full_num = torch.zeros(n_f, n_t, dtype=torch.float64)
-    full_num.index_add_(0, torch.from_numpy(feat_node), G)
+    def rows_of(i: Tensor) -> Tensor:  # Q_i^T Q for each target's chosen source
+        return st.coef[i].mT @ ZQ[st.slot_pool[i]]
 
-    R2, DEN, P = (np.full((n_f, n_f), np.nan) for _ in range(3))
-    R2[:, targets] = full_num.numpy()
-    DEN[:, targets], P[:, targets] = den, rank
-    R2[src, dst], DEN[src, dst], P[src, dst] = num_l, den_l, rank_l
-    ynorm = ysig.square().sum(0).numpy()
-    with np.errstate(invalid="ignore"):
-        ok = (k_rank[:, None] > 0) & (DEN > _REL_RESID_TOL * ynorm[None, :]) & (ynorm > 0)
-    np.fill_diagonal(ok, False)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        R2 = np.where(ok, np.clip(R2 / DEN, 0.0, 1.0), np.nan)
-    k_mat = np.broadcast_to(k_rank[:, None].astype(float), R2.shape)
+    R2, K, P, M = (np.full((n_f, n_f), np.nan) for _ in range(4))
+    den = np.zeros(n_t)
+    kmax, width = st.slots.shape[1], st.Q.shape[1]
+
+    def extra(w: int) -> int:  # forward_select's C (as it grows), C per slot, H and L
+        return (w + steps * kmax) * width + w * n_f * kmax + 2 * n_f * kmax * kmax
+
+    fits = _fits(Z, ysig[:, targets], des, ridge, kmax, extra)
+    for fit in fits:
+        d = fit.targets
+        den[d] = fit.r.square().sum(0).numpy()
+        y = ysig[:, targets[d]]
+        uy = torch.einsum("gsw,sg->gw", fit.basis, y)
+        r = y - torch.einsum("gsw,gw->sg", fit.basis, uy)  # least squares
+        sel = forward_select(
+            C=fit.coef.mT @ ZQ[fit.cols],
+            b=(st.Q.T @ r).T,
+            rr=r.square().sum(0),
+            candidate=torch.from_numpy(cand[d]),
+            slots=st.slots,
+            slot_valid=st.slot_valid,
+            rows_of=rows_of,
+            steps=steps,
+            floor=_REL_RESID_TOL * ynorm[targets[d]],
+        )
+        cols = targets[d]
+        R2[:, cols], K[:, cols] = sel.r2.T.numpy(), sel.k.T.numpy()
+        P[:, cols] = (fit.rank[:, None] + sel.added).T.numpy()
+        M[:, cols] = sel.tested.T.numpy()
+        src, dst = des.src[fit.pairs], des.dst[fit.pairs]
+        R2[src, dst], K[src, dst], P[src, dst] = _known_pair_tests(fit, des, den, ynorm)
+        M[src, dst] = 1
+    np.fill_diagonal(R2, np.nan)
+    R2[K <= 0] = np.nan
+    p_values = _partial_f_pvalues(R2, K, P, n)
+    # A selected pair won against M - 1 others: Sidak-adjusted for that choice.
+    p_values = -np.expm1(M * np.log1p(-np.minimum(p_values, 1.0)))
     return ObservedBaseline(
         scores=np.sqrt(R2),
-        p_values=_partial_f_pvalues(R2, k_mat, P, n),
+        p_values=p_values,
         observed_target=obs,
         has_features=f_count > 0,
     )

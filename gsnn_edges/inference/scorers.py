@@ -20,11 +20,7 @@ from scipy import special, stats
 
 from gsnn_edges.inference.observed_baseline import ObservedBaseline
 
-__all__ = ["BASELINE_DEGREE", "PairScores", "chi2_log_sf", "hybrid_scores", "normal_equivalent"]
-
-# Polynomial degree of the observed baseline's stand-ins in a training run: cubic beat
-# linear on the families where it applies (benchmarks/README.md, "observed baseline").
-BASELINE_DEGREE = 3
+__all__ = ["PairScores", "chi2_log_sf", "hybrid_scores", "normal_equivalent"]
 
 
 @dataclass

@@ -1,0 +1,42 @@
+import numpy as np
+import torch
+
+from gsnn_edges.inference import forward_selection as fs
+
+
+def _psd_batch(rng, n=40, k=4):
+    """PSD matrices ``A^T A`` of full rank, rank-deficient (a repeated column) and with a
+    zero (padding) column, like the Grams of stand-ins partly inside a design."""
+    out = []
+    for case in range(n):
+        A = rng.standard_normal((6, k))
+        if case % 3 == 1:
+            A[:, 2] = A[:, 0] - 0.5 * A[:, 1]
+        if case % 3 == 2:
+            A[:, 3] = 0.0
+        out.append(A.T @ A)
+    return np.stack(out), rng.standard_normal((n, k))
+
+
+def test_cholesky_quadratic_form_matches_pseudo_inverse():
+    rng = np.random.default_rng(0)
+    H, b = _psd_batch(rng)
+    # b inside H's range, as Q_i^T r is (r is orthogonal to the null directions)
+    b = np.einsum("nij,nj->ni", H, b)
+    num, rank, _ = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b))
+    ref = np.einsum("ni,nij,nj->n", b, np.linalg.pinv(H, hermitian=True), b)
+    np.testing.assert_allclose(num.numpy(), ref, rtol=1e-8)
+    np.testing.assert_array_equal(rank.numpy(), [np.linalg.matrix_rank(h) for h in H])
+
+
+def test_orthonormalizer_whitens_the_kept_columns():
+    rng = np.random.default_rng(1)
+    H, b = _psd_batch(rng)
+    _, rank, L = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b))
+    T = fs._orthonormalizer(L).numpy()
+    kept = L.diagonal(dim1=-2, dim2=-1).numpy() > 0
+    np.testing.assert_allclose(
+        T.transpose(0, 2, 1) @ H @ T, np.eye(4) * kept[:, None, :], atol=1e-9
+    )
+    np.testing.assert_array_equal(kept.sum(1), rank.numpy())
+    assert not T[~kept[:, None, :].repeat(4, 1)].any()  # dropped columns stay zero
