@@ -64,7 +64,7 @@ def hybrid_scores(
     the score test's order.
 
     ``score = tier + 1/2 + atan(x) / pi``: ``tier`` 1 and ``x = atanh(R)`` (the baseline's
-    multiple correlation) for the baseline's pairs, ``tier`` 0 and ``x`` the
+    partial correlation) for the baseline's pairs, ``tier`` 0 and ``x`` the
     :func:`normal_equivalent` of the score test's chi-square ``n_block_pairs`` log p-value
     for the others. The integer part says which test scored the pair; within a tier the
     order is that scorer's own, so where the baseline applies the ranking is exactly
