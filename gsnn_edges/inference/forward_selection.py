@@ -33,11 +33,6 @@ from torch import Tensor
 
 __all__ = ["Selection", "forward_select"]
 
-# A Cholesky pivot of H at or below this is a direction the design (or the stand-in's
-# earlier columns) already spans: a pivot is the squared norm of a unit stand-in
-# direction outside them, in [0, 1].
-_EIG_TOL = 1e-10
-
 
 @dataclass
 class Selection:
@@ -58,10 +53,11 @@ class Selection:
     tested: Tensor
 
 
-def _cholesky(H: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _cholesky(H: Tensor, b: Tensor, tol: float) -> tuple[Tensor, Tensor, Tensor]:
     """Cholesky ``H = L L^T`` of many small PSD matrices at once, dropping a column whose
-    pivot (its squared norm outside the design and the columns before it) is at most
-    ``_EIG_TOL``; and ``b^T H^+ b = ||L^-1 b||^2`` over the kept columns.
+    pivot (its squared norm outside the design and the columns before it, in ``[0, 1]``)
+    is at most ``tol``: a direction the design already spans; and
+    ``b^T H^+ b = ||L^-1 b||^2`` over the kept columns.
 
     A loop over the ``k`` columns, each step vectorized over all pairs: LAPACK's batched
     routines cost microseconds per matrix, too slow for ``N^2`` tiny ones.
@@ -75,7 +71,7 @@ def _cholesky(H: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     rank = torch.zeros(H.shape[:-2], dtype=torch.long)
     for c in range(k):
         pivot = H[..., c, c] - L[..., c, :c].square().sum(-1)
-        ok = pivot > _EIG_TOL
+        ok = pivot > tol
         root = torch.where(ok, pivot, 1.0).sqrt()
         L[..., c, c] = torch.where(ok, root, 0.0)
         below = H[..., c + 1 :, c] - (L[..., c + 1 :, :c] * L[..., c, None, :c]).sum(-1)
@@ -110,6 +106,7 @@ def forward_select(
     rows_of: Callable[[Tensor], Tensor],
     steps: int,
     floor: Tensor,
+    pivot_tol: float,
 ) -> Selection:
     """Score a chunk of targets' candidates by forward selection (module docstring).
 
@@ -124,8 +121,11 @@ def forward_select(
         rows_of: ``rows_of(src)`` gives ``Q_src^T Q`` for a source per target,
             ``[G] -> [G, k, M]`` (rows in slot order).
         steps: selections per target.
-        floor: a residual norm at or below ``floor`` counts as zero (the target is
-            explained; nothing is left to test).
+        floor: a residual norm at or below ``floor`` counts as zero: the target is
+            explained, and its candidates still open are left unscored (NaN).
+        pivot_tol: a stand-in direction whose squared norm outside the current design
+            is at most this adds nothing (the Gram-level counterpart of
+            ``matrix_rank``'s tolerance: ``max(S, k) * eps``).
 
     Returns:
         A :class:`Selection`.
@@ -153,9 +153,9 @@ def forward_select(
     added = torch.zeros(G, dtype=torch.long)
     b, rr = b.clone(), rr.clone()
     for step in range(steps + 1):
-        num, rank, L = _cholesky(H, b[:, slots] * valid)
+        num, rank, L = _cholesky(H, b[:, slots] * valid, pivot_tol)
         usable = open_ & (rank > 0) & (rr > floor)[:, None]
-        r2 = num / rr.clamp_min(torch.finfo(rr.dtype).tiny)[:, None]
+        r2 = (num / rr.clamp_min(torch.finfo(rr.dtype).tiny)[:, None]).clamp(0.0, 1.0)
         if step == steps:
             g, i = usable.nonzero(as_tuple=True)
             out.r2[g, i], out.k[g, i], out.added[g, i] = r2[g, i], rank[g, i], added[g]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import stats
 from torch import Tensor
 
@@ -117,6 +118,9 @@ def _basis(B: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         s ``[G, w]``, Vh ``[G, w, w]``.
     """
     U, s, Vh = torch.linalg.svd(B, full_matrices=False)
+    if (short := B.shape[2] - s.shape[1]) > 0:  # fewer samples than columns: pad to w
+        U, s = F.pad(U, (0, short)), F.pad(s, (0, short))
+        Vh = F.pad(Vh, (0, 0, 0, short))
     keep = s > s[:, :1] * max(B.shape[1:]) * torch.finfo(s.dtype).eps
     # An all-zero block has s_max = 0: nothing is kept.
     inv = torch.where(keep, 1.0 / s.clamp_min(torch.finfo(s.dtype).tiny), 0.0)
@@ -300,7 +304,9 @@ class _Fit:
         targets: ``[G]`` target positions; r: ``[S, G]`` ridge residuals of the full
             designs; rank: ``[G]`` their numerical rank.
         pairs: ``[L]`` the chunk's known pairs (``_Designs`` rows); r_pairs: ``[S, L]``
-            their leave-one-parent-out residuals; rank_pairs: ``[L]`` those designs' ranks.
+            their leave-one-parent-out residuals; rank_pairs: ``[L]`` those designs' ranks
+            and full_rank_pairs: ``[L]`` the full design's, on one scale
+            (:func:`_gram_ranks`).
         cols: ``[G, w]`` pool columns of the designs; basis: ``[G, S, w]`` an orthonormal
             basis of each (dropped directions zero), ``basis = Z[:, cols] @ coef``.
     """
@@ -314,6 +320,29 @@ class _Fit:
     cols: Tensor
     basis: Tensor
     coef: Tensor
+    full_rank_pairs: Tensor
+
+
+def _gram_ranks(
+    gram: Tensor, g: np.ndarray, rm: Tensor, ok: Tensor, n: int
+) -> tuple[Tensor, Tensor]:
+    """Ranks of each known pair's full design and of the design without the parent's own
+    columns, from the designs' Gram matrices (no ``[S, ...]`` work per pair). A design
+    built from powers of a few-valued column (a binary input at degree 3) is rank
+    deficient, so ``w - |removed|`` would overstate the reduced rank.
+
+    Both count eigenvalues above ``lam_max(full) * max(n, w) * eps``; by interlacing the
+    reduced rank is then never above the full one.
+
+    Shapes:
+        gram: ``[G, w, w]``; g: ``[L]``; rm, ok: ``[L, b]`` -> two ``[L]``.
+    """
+    full = torch.linalg.eigvalsh(gram)[torch.from_numpy(g)]
+    kept = torch.ones(rm.shape[0], gram.shape[1], dtype=torch.bool)
+    kept[torch.arange(rm.shape[0])[:, None].expand_as(rm)[ok], rm[ok]] = False
+    sub = gram[torch.from_numpy(g)] * (kept[:, :, None] & kept[:, None, :])
+    tol = full[:, -1:] * max(n, gram.shape[1]) * torch.finfo(gram.dtype).eps
+    return (full > tol).sum(1), (torch.linalg.eigvalsh(sub) > tol).sum(1)
 
 
 def _fits(
@@ -347,7 +376,7 @@ def _fits(
             basis, coef, keep, s, Vh = _basis(D)
             rank = keep.sum(1)
             if w == 0:
-                yield _Fit(d, y, rank, pairs, y[:, g], rank[g], cols, basis, coef)
+                yield _Fit(d, y, rank, pairs, y[:, g], rank[g], cols, basis, coef, rank[g])
                 continue
             s2 = s.square()
             inv = 1.0 / (s2 + max(ridge, _RIDGE_FLOOR) * s2.mean(1, keepdim=True))
@@ -355,13 +384,13 @@ def _fits(
             beta = torch.einsum("gvw,gw->gv", Vh.mT, uy * s * inv)
             r = y - torch.einsum("gsw,gw->sg", D, beta)
             if not pairs.size:
-                yield _Fit(d, r, rank, pairs, y[:, :0], rank[:0], cols, basis, coef)
+                yield _Fit(d, r, rank, pairs, y[:, :0], rank[:0], cols, basis, coef, rank[:0])
                 continue
             rm, ok = torch.from_numpy(des.rm[pairs]), torch.from_numpy(des.rm_ok[pairs])
             hinv = (Vh.mT * inv[:, None, :]) @ Vh
             r_pairs = _leave_out(D, y, beta, hinv, g, rm, ok)
-            rank_pairs = torch.minimum(w - ok.sum(1), rank[torch.from_numpy(g)])
-            yield _Fit(d, r, rank, pairs, r_pairs, rank_pairs, cols, basis, coef)
+            full_rank, rank_pairs = _gram_ranks((Vh.mT * s2[:, None, :]) @ Vh, g, rm, ok, n)
+            yield _Fit(d, r, rank, pairs, r_pairs, rank_pairs, cols, basis, coef, full_rank)
 
 
 def _known_pair_tests(
@@ -376,13 +405,11 @@ def _known_pair_tests(
     """
     den_l = fit.r_pairs.square().sum(0).numpy()
     full = den[des.design[fit.pairs]]
-    rank = np.zeros(des.width.size, dtype=np.int64)
-    rank[fit.targets] = fit.rank.numpy()
     ok = den_l > _REL_RESID_TOL * ynorm[des.dst[fit.pairs]].numpy()
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.where(ok, np.clip(1.0 - full / den_l, 0.0, 1.0), np.nan)
     reduced = fit.rank_pairs.numpy()
-    return r2, rank[des.design[fit.pairs]] - reduced, reduced
+    return r2, fit.full_rank_pairs.numpy() - reduced, reduced
 
 
 def _partial_f_pvalues(r2: np.ndarray, k: np.ndarray, p: np.ndarray, n: int) -> np.ndarray:
@@ -511,8 +538,8 @@ def observed_baseline(
     den = np.zeros(n_t)
     kmax, width = st.slots.shape[1], st.Q.shape[1]
 
-    def extra(w: int) -> int:  # forward_select's C (as it grows), C per slot, H and L
-        return (w + steps * kmax) * width + w * n_f * kmax + 2 * n_f * kmax * kmax
+    def extra(w: int) -> int:  # forward_select's C (as it grows), C per slot, H, L, temps
+        return (w + steps * kmax) * width + (w + kmax) * n_f * kmax + 6 * n_f * kmax * kmax
 
     fits = _fits(Z, ysig[:, targets], des, ridge, kmax, extra)
     for fit in fits:
@@ -531,6 +558,7 @@ def observed_baseline(
             rows_of=rows_of,
             steps=steps,
             floor=_REL_RESID_TOL * ynorm[targets[d]],
+            pivot_tol=max(n, kmax) * float(torch.finfo(Z.dtype).eps),
         )
         cols = targets[d]
         R2[:, cols], K[:, cols] = sel.r2.T.numpy(), sel.k.T.numpy()
@@ -543,7 +571,8 @@ def observed_baseline(
     R2[K <= 0] = np.nan
     p_values = _partial_f_pvalues(R2, K, P, n)
     # A selected pair won against M - 1 others: Sidak-adjusted for that choice.
-    p_values = -np.expm1(M * np.log1p(-np.minimum(p_values, 1.0)))
+    with np.errstate(divide="ignore"):  # p = 1 stays 1
+        p_values = -np.expm1(M * np.log1p(-np.minimum(p_values, 1.0)))
     return ObservedBaseline(
         scores=np.sqrt(R2),
         p_values=p_values,

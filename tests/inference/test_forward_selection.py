@@ -23,7 +23,7 @@ def test_cholesky_quadratic_form_matches_pseudo_inverse():
     H, b = _psd_batch(rng)
     # b inside H's range, as Q_i^T r is (r is orthogonal to the null directions)
     b = np.einsum("nij,nj->ni", H, b)
-    num, rank, _ = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b))
+    num, rank, _ = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b), 1e-9)
     ref = np.einsum("ni,nij,nj->n", b, np.linalg.pinv(H, hermitian=True), b)
     np.testing.assert_allclose(num.numpy(), ref, rtol=1e-8)
     np.testing.assert_array_equal(rank.numpy(), [np.linalg.matrix_rank(h) for h in H])
@@ -32,7 +32,7 @@ def test_cholesky_quadratic_form_matches_pseudo_inverse():
 def test_orthonormalizer_whitens_the_kept_columns():
     rng = np.random.default_rng(1)
     H, b = _psd_batch(rng)
-    _, rank, L = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b))
+    _, rank, L = fs._cholesky(torch.from_numpy(H), torch.from_numpy(b), 1e-9)
     T = fs._orthonormalizer(L).numpy()
     kept = L.diagonal(dim1=-2, dim2=-1).numpy() > 0
     np.testing.assert_allclose(
