@@ -163,7 +163,6 @@ class _StandIns:
         slot_pool: ``[N, k_max]`` the pool column behind each slot, padded with ``P`` (one
             past the pool); coef: ``[N, k_max, k_max]`` with
             ``Q[:, slots[i]] = Z[:, slot_pool[i]] @ coef[i]``.
-        k_rank: ``[N]`` the rank of each stand-in.
     """
 
     Q: Tensor
@@ -171,7 +170,6 @@ class _StandIns:
     slot_valid: Tensor
     slot_pool: Tensor
     coef: Tensor
-    k_rank: np.ndarray
 
 
 def _stand_in_bases(
@@ -193,7 +191,7 @@ def _stand_in_bases(
     slot = np.minimum(f_start[:, None] + np.arange(kmax), max(m - 1, 0))
     slots = torch.from_numpy(np.where(used, slot, m))
     pool = torch.from_numpy(np.where(used, feat_col[slot] if m else 0, Z.shape[1]))
-    return _StandIns(Q, slots, valid, pool, coef, valid.sum(1).numpy())
+    return _StandIns(Q, slots, valid, pool, coef)
 
 
 @dataclass
@@ -302,7 +300,8 @@ class _Fit:
 
     Attributes:
         targets: ``[G]`` target positions; r: ``[S, G]`` ridge residuals of the full
-            designs; rank: ``[G]`` their numerical rank.
+            designs (the known pairs' tests) and r_ls: ``[S, G]`` their least-squares
+            residuals (the candidates'); rank: ``[G]`` the designs' numerical rank.
         pairs: ``[L]`` the chunk's known pairs (``_Designs`` rows); r_pairs: ``[S, L]``
             their leave-one-parent-out residuals; rank_pairs: ``[L]`` those designs' ranks
             and full_rank_pairs: ``[L]`` the full design's, on one scale
@@ -313,6 +312,7 @@ class _Fit:
 
     targets: np.ndarray
     r: Tensor
+    r_ls: Tensor
     rank: Tensor
     pairs: np.ndarray
     r_pairs: Tensor
@@ -352,9 +352,10 @@ def _fits(
 
     One batched SVD ``D = U diag(s) V^T`` per (width, memory chunk) group of targets;
     ``lam = max(ridge, 1e-10) * mean(s^2)`` (the floor keeps ``D^T D + lam I`` invertible
-    for the downdate), ``beta = V diag(s / (s^2 + lam)) U^T y``. The design rank (for the
-    F test) counts ``s`` above the ``matrix_rank`` tolerance; a leave-one-out model's rank
-    is ``min(w - |removed|, rank)``, exact when the full design has full column rank.
+    for the downdate), ``beta = V diag(s / (s^2 + lam)) U^T y``; the least-squares
+    residual projects on ``U``'s kept columns. The design rank (for the candidates' F
+    tests) counts ``s`` above the ``matrix_rank`` tolerance; the known pairs' ranks come
+    from :func:`_gram_ranks`.
     ``extra(w)`` entries per target of width ``w`` are budgeted for the caller's own work
     on a chunk.
     """
@@ -376,21 +377,22 @@ def _fits(
             basis, coef, keep, s, Vh = _basis(D)
             rank = keep.sum(1)
             if w == 0:
-                yield _Fit(d, y, rank, pairs, y[:, g], rank[g], cols, basis, coef, rank[g])
+                yield _Fit(d, y, y, rank, pairs, y[:, g], rank[g], cols, basis, coef, rank[g])
                 continue
             s2 = s.square()
             inv = 1.0 / (s2 + max(ridge, _RIDGE_FLOOR) * s2.mean(1, keepdim=True))
             uy = torch.einsum("gsw,sg->gw", basis, y)  # directions below the rank tolerance: 0
             beta = torch.einsum("gvw,gw->gv", Vh.mT, uy * s * inv)
             r = y - torch.einsum("gsw,gw->sg", D, beta)
+            r_ls = y - torch.einsum("gsw,gw->sg", basis, uy)
             if not pairs.size:
-                yield _Fit(d, r, rank, pairs, y[:, :0], rank[:0], cols, basis, coef, rank[:0])
+                yield _Fit(d, r, r_ls, rank, pairs, y[:, :0], rank[:0], cols, basis, coef, rank[:0])
                 continue
             rm, ok = torch.from_numpy(des.rm[pairs]), torch.from_numpy(des.rm_ok[pairs])
             hinv = (Vh.mT * inv[:, None, :]) @ Vh
             r_pairs = _leave_out(D, y, beta, hinv, g, rm, ok)
             full_rank, rank_pairs = _gram_ranks((Vh.mT * s2[:, None, :]) @ Vh, g, rm, ok, n)
-            yield _Fit(d, r, rank, pairs, r_pairs, rank_pairs, cols, basis, coef, full_rank)
+            yield _Fit(d, r, r_ls, rank, pairs, r_pairs, rank_pairs, cols, basis, coef, full_rank)
 
 
 def _known_pair_tests(
@@ -523,12 +525,10 @@ def observed_baseline(
     # Every stand-in column against every pool column (one zero row and column of
     # padding): the inner products the forward selection needs, computed once.
     ZQ = torch.cat([Z, torch.zeros(n, 1, dtype=Z.dtype)], 1).T @ st.Q
-    parent = np.zeros((n_t, n_f), dtype=bool)
-    tpos = np.full(n_f, -1)
-    tpos[targets] = np.arange(n_t)
-    ff = eid[FF]
-    parent[tpos[ff[1, obs[ff[1]]]], ff[0, obs[ff[1]]]] = True
-    cand = (st.k_rank > 0)[None, :] & ~parent
+    # Candidates: sources with a stand-in, other than the target and its known parents
+    # (a parent without a stand-in has no pair in the designs, nor is it a candidate).
+    cand = np.broadcast_to(st.slot_valid.any(1).numpy(), (n_t, n_f)).copy()
+    cand[des.design, des.src] = False
     cand[np.arange(n_t), targets] = False
 
     def rows_of(i: Tensor) -> Tensor:  # Q_i^T Q for each target's chosen source
@@ -545,13 +545,10 @@ def observed_baseline(
     for fit in fits:
         d = fit.targets
         den[d] = fit.r.square().sum(0).numpy()
-        y = ysig[:, targets[d]]
-        uy = torch.einsum("gsw,sg->gw", fit.basis, y)
-        r = y - torch.einsum("gsw,gw->sg", fit.basis, uy)  # least squares
         sel = forward_select(
             C=fit.coef.mT @ ZQ[fit.cols],
-            b=(st.Q.T @ r).T,
-            rr=r.square().sum(0),
+            b=(st.Q.T @ fit.r_ls).T,
+            rr=fit.r_ls.square().sum(0),
             candidate=torch.from_numpy(cand[d]),
             slots=st.slots,
             slot_valid=st.slot_valid,
