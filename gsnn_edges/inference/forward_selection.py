@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Selection", "forward_select"]
+__all__ = ["Selection", "forward_select", "outside_basis"]
 
 
 @dataclass
@@ -94,6 +94,28 @@ def _orthonormalizer(L: Tensor) -> Tensor:
     L = torch.where(kept[..., :, None], L, eye)
     inv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
     return (inv * kept[..., :, None]).mT
+
+
+def outside_basis(U: Tensor, E: Tensor, pivot_tol: float) -> tuple[Tensor, Tensor]:
+    """Orthonormal columns spanning the part of ``E`` outside each design basis ``U``:
+    ``q = (E - U C) T`` with ``C = U^T E`` and ``T`` from the pivoted Cholesky of
+    ``E^T E - C^T C``, the same construction a selection appends.
+
+    Args:
+        U: orthonormal design bases (dropped directions zero).
+        E: columns to add, each of unit norm (or zero).
+        pivot_tol: as :func:`forward_select`'s.
+
+    Returns:
+        ``q`` (a dropped direction is a zero column) and the rank each adds.
+
+    Shapes:
+        U: ``[G, S, w]``; E: ``[G, S, e]`` -> q ``[G, S, e]``, rank ``[G]``.
+    """
+    C = U.mT @ E
+    H = E.mT @ E - C.mT @ C
+    _, rank, L = _cholesky(H, H.new_zeros(H.shape[:-1]), pivot_tol)
+    return (E - U @ C) @ _orthonormalizer(L), rank
 
 
 def forward_select(

@@ -17,11 +17,16 @@ intercept) and ``p_value = F.sf(F; k, n - 1 - p - k)``. The reduced model is:
 
 - for a pair already in the graph, ``j``'s model without ``i`` (a column that another
   parent or an input of ``j`` also brings stays in): the known edge scores as a candidate
-  tested first would in the graph without it, not ~0. These fits are downdated from
-  ``j``'s full fit, so a hub of in-degree ``w`` costs ``O(w^2)`` per parent, not a new
+  tested first would in the graph without it at ``index_degree=1`` (the fitted value's
+  powers below are for candidates only), not ~0. These fits are downdated from ``j``'s
+  full fit, so a hub of in-degree ``w`` costs ``O(w^2)`` per parent, not a new
   ``O(S w^2)`` regression;
-- for a candidate, ``j``'s model plus the candidates selected before it: per target, the
-  best candidate joins the model, ``steps`` times
+- for a candidate, ``j``'s model, the z-scored powers ``2..index_degree`` of that model's
+  least-squares fitted value (Ramsey's RESET terms), and the candidates selected before
+  it. The simulated mechanisms, like many real ones, are a nonlinearity of a weighted sum
+  of the parents, which per-parent powers cannot express; without the fitted-value powers
+  that misfit passes for a missing parent. Per target, the best candidate joins the
+  model, ``steps`` times
   (:mod:`gsnn_edges.inference.forward_selection`), so a missing parent explains away the
   relatives that only echo it. A selected pair's p-value is Sidak-adjusted for the ``m``
   candidates it was chosen from, ``1 - (1 - p)^m``; an unselected pair is tested given all
@@ -41,7 +46,7 @@ from scipy import stats
 from torch import Tensor
 
 from gsnn_edges.graph import EDGE_TYPES, FF, GraphInput, as_graph
-from gsnn_edges.inference.forward_selection import forward_select
+from gsnn_edges.inference.forward_selection import forward_select, outside_basis
 
 __all__ = ["ObservedBaseline", "observed_baseline"]
 
@@ -437,6 +442,7 @@ def observed_baseline(
     ridge: float = 1e-6,
     degree: int = 3,
     steps: int = 3,
+    index_degree: int = 3,
 ) -> ObservedBaseline:
     """Score every function -> function pair with the observed-node regression baseline.
 
@@ -463,6 +469,10 @@ def observed_baseline(
         steps: candidates selected into each target's model before the rest are scored
             (``0``: every candidate tested against the target's known model alone). The
             default 3 was measured against 0-4 (``benchmarks/README.md``, "Edge scorers").
+        index_degree: the powers ``2..index_degree`` of each target's fitted value join
+            the model its candidates are tested against (``1``: none). The default 3 was
+            measured against 1, 2, 4 and 5 (``benchmarks/README.md``, "The fitted
+            value's powers").
 
     Returns:
         An :class:`ObservedBaseline`.
@@ -472,7 +482,8 @@ def observed_baseline(
         ``N = n_function``; observed_target, has_features: ``[N]``.
 
     Raises:
-        ValueError: wrong shapes, non-finite values, a negative ``ridge`` or ``steps``.
+        ValueError: wrong shapes, non-finite values, a negative ``ridge`` or ``steps``, a
+            ``degree`` or ``index_degree`` below 1.
     """
     g = as_graph(graph)
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
@@ -491,6 +502,8 @@ def observed_baseline(
         raise ValueError(f"degree must be >= 1, got {degree}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if index_degree < 1:
+        raise ValueError(f"index_degree must be >= 1, got {index_degree}")
     n, n_f = X.shape[0], g.n_function
     eid = dict(g.edge_index_dict)  # the degree > 1 branch rebinds the input edges
     (zx, live_x), (zy, live_y) = _zscore(X), _zscore(Y)
@@ -537,29 +550,42 @@ def observed_baseline(
     R2, K, P, M = (np.full((n_f, n_f), np.nan) for _ in range(4))
     den = np.zeros(n_t)
     kmax, width = st.slots.shape[1], st.Q.shape[1]
+    n_pow = index_degree - 1
+    pivot_tol = max(n, kmax) * float(torch.finfo(Z.dtype).eps)
 
-    def extra(w: int) -> int:  # forward_select's C (as it grows), C per slot, H, L, temps
-        return (w + steps * kmax) * width + (w + kmax) * n_f * kmax + 6 * n_f * kmax * kmax
+    def extra(w: int) -> int:  # the powers' columns; forward_select's C, C per slot, H, L
+        rows = w + n_pow + steps * kmax
+        return 2 * n * n_pow + rows * width + (w + kmax) * n_f * kmax + 6 * n_f * kmax * kmax
 
     fits = _fits(Z, ysig[:, targets], des, ridge, kmax, extra)
     for fit in fits:
         d = fit.targets
         den[d] = fit.r.square().sum(0).numpy()
+        # The candidates' reduced model: the design, then the fitted value's powers.
+        C, r, rank = fit.coef.mT @ ZQ[fit.cols], fit.r_ls, fit.rank
+        if n_pow:
+            fitted = ysig[:, targets[d]] - fit.r_ls
+            E = torch.stack([_zscore(fitted**q)[0] for q in range(2, index_degree + 1)], 2)
+            q, q_rank = outside_basis(fit.basis, E.permute(1, 0, 2) / n**0.5, pivot_tol)
+            r = r - torch.einsum("gse,ge->sg", q, torch.einsum("gse,sg->ge", q, r))
+            # One [G e, S] x [S, M] product: a broadcast batched matmul took 10x longer.
+            qQ = (q.mT.reshape(-1, n) @ st.Q).view(len(d), n_pow, -1)
+            C, rank = torch.cat([C, qQ], dim=1), rank + q_rank
         sel = forward_select(
-            C=fit.coef.mT @ ZQ[fit.cols],
-            b=(st.Q.T @ fit.r_ls).T,
-            rr=fit.r_ls.square().sum(0),
+            C=C,
+            b=(st.Q.T @ r).T,
+            rr=r.square().sum(0),
             candidate=torch.from_numpy(cand[d]),
             slots=st.slots,
             slot_valid=st.slot_valid,
             rows_of=rows_of,
             steps=steps,
             floor=_REL_RESID_TOL * ynorm[targets[d]],
-            pivot_tol=max(n, kmax) * float(torch.finfo(Z.dtype).eps),
+            pivot_tol=pivot_tol,
         )
         cols = targets[d]
         R2[:, cols], K[:, cols] = sel.r2.T.numpy(), sel.k.T.numpy()
-        P[:, cols] = (fit.rank[:, None] + sel.added).T.numpy()
+        P[:, cols] = (rank[:, None] + sel.added).T.numpy()
         M[:, cols] = sel.tested.T.numpy()
         src, dst = des.src[fit.pairs], des.dst[fit.pairs]
         R2[src, dst], K[src, dst], P[src, dst] = _known_pair_tests(fit, des, den, ynorm)
