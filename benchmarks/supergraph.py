@@ -1,0 +1,118 @@
+"""A lead for latent targets, not built into the service: train on a super-graph.
+
+The GSNN trains on the partial graph plus every candidate function -> function edge
+(spec defaults otherwise). A candidate then scores by how much the loss depends on its
+edge state: the sum over training rows of the squared gradient of each row's loss with
+respect to a multiplier on the edge (``GSNN.forward``'s ``edge_mask``, all ones). This
+is a Fisher-style first-order importance of the whole fitted edge, where the score test
+asks what an absent edge would add. Test AUC as ``recovery.py`` computes it (validation
+edges excluded) and, as a check, the validation edges' AUC with the test edges excluded.
+Nothing is tuned on either.
+
+``--paired-with`` takes a ``recovery.py --config defaults`` JSON of the same family and
+seeds and prints the paired difference from each of its scorers.
+
+    python benchmarks/supergraph.py --families layered_many_obs --seeds 0 1 2 3 4 5 6 7 8 9 \\
+        --paired-with benchmarks/results/recovery.json
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from gsnn_edges.experiment import experiment_inputs
+from gsnn_edges.graph import EDGE_TYPES, FF, GSNNGraph, pair_indices
+from gsnn_edges.inference.edge_table import function_edge_mask
+from gsnn_edges.metrics import score_matrix_metrics
+from gsnn_edges.train import _build_model, _split_data
+from gsnn_edges.train_validation import frame_arrays
+
+from common import FAMILIES, base_parser, make_spec, paired_difference, write_json
+
+_IF, _FO = EDGE_TYPES[0], EDGE_TYPES[2]
+ROWS_PER_PASS = 256
+
+
+def one_seed(family: str, seed: int) -> dict:
+    bench = FAMILIES[family](seed)
+    spec = make_spec(None, {}, seed)
+    data, val, test = experiment_inputs(bench, spec)
+    g = bench.partial
+    X, Y = frame_arrays(g, data)
+    split = _split_data(X, Y, spec.training.test_fraction, seed, torch.device("cpu"))
+    names = g.node_names_dict["function"]
+    n = len(names)
+    in_graph = function_edge_mask(g, n)
+    cand = np.argwhere(~in_graph & ~np.eye(n, dtype=bool))  # [M, 2]
+    eid = {k: np.asarray(v) for k, v in g.edge_index_dict.items()}
+    ff = np.concatenate([eid[FF], cand.T], axis=1)
+    super_graph = GSNNGraph(g.node_names_dict, {_IF: eid[_IF], FF: ff, _FO: eid[_FO]})
+    torch.manual_seed(seed)
+    model = _build_model(super_graph, spec, torch.device("cpu"))
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.training.lr)
+    x, y, bs = split.x_train, split.y_train, spec.training.batch_size
+    for _ in range(spec.training.epochs):
+        model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), bs):
+            rows = perm[i : i + bs]
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x[rows]), y[rows]).backward()
+            opt.step()
+    model.eval()
+    # homogeneous edge order: input -> function, then function -> function (ours first)
+    cand_edges = eid[_IF].shape[1] + eid[FF].shape[1] + torch.arange(len(cand))
+    fisher = torch.zeros(len(cand))
+    for i in range(0, len(x), ROWS_PER_PASS):
+        xb, yb = x[i : i + ROWS_PER_PASS], y[i : i + ROWS_PER_PASS]
+        mask = torch.ones(len(xb), model.n_edges, requires_grad=True)
+        loss = (model(xb, edge_mask=mask) - yb).square().sum()  # per-row losses, summed
+        (grad,) = torch.autograd.grad(loss, mask)
+        fisher += grad[:, cand_edges].square().sum(0)
+    with torch.no_grad():
+        pred, yt = model(split.x_test), split.y_test
+        r2 = 1 - (pred - yt).square().sum(0) / (yt - yt.mean(0)).square().sum(0)
+    S = np.full((n, n), np.nan)
+    S[cand[:, 0], cand[:, 1]] = fisher.numpy()
+    pos, val_pos = pair_indices(test, names), pair_indices(val, names)
+    return {
+        "seed": seed,
+        "test_auc": score_matrix_metrics(S, in_graph, pos, exclude=val_pos)["auc"],
+        "val_auc": score_matrix_metrics(S, in_graph, val_pos, exclude=pos)["auc"],
+        "test_r2": float(r2.mean()),
+    }
+
+
+def main() -> None:
+    ap = base_parser(__doc__, default_out="benchmarks/results/supergraph.json")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--paired-with", help="recovery.py JSON of the same family and seeds")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {}
+    for family in args.families:
+        runs = []
+        for seed in args.seeds:
+            runs.append(one_seed(family, seed))
+            print(family, runs[-1], flush=True)
+        results[family] = runs
+        auc = np.array([r["test_auc"] for r in runs])
+        val = np.array([r["val_auc"] for r in runs])
+        r2 = np.mean([r["test_r2"] for r in runs])
+        print(f"\n{family}: test AUC {auc.mean():.3f} +/- {auc.std():.3f}, validation AUC ", end="")
+        print(f"{val.mean():.3f}, test r2 {r2:.3f}")
+        if args.paired_with:
+            ref = {r["seed"]: r for r in json.loads(open(args.paired_with).read())["runs"]}
+            for scorer in ("hybrid", "score_test", "online_best"):
+                other = [ref[s][scorer]["auc"] for s in args.seeds]
+                diff, se = paired_difference(auc, other)
+                higher = int((auc > np.array(other)).sum())
+                print(f"  minus {scorer}: {diff:+.3f} ({se:.3f}), higher in {higher}")
+    write_json(args.out, {"seeds": args.seeds, "runs": results})
+
+
+if __name__ == "__main__":
+    main()
