@@ -55,7 +55,7 @@ def _auc(score: np.ndarray, positive: np.ndarray) -> float:
     return float(gt + 0.5 * eq)
 
 
-def _refit_statistics(model, data, pairs: np.ndarray, split, batch_size: int) -> np.ndarray:
+def _refit_statistics(model, pairs: np.ndarray, split, batch_size: int) -> np.ndarray:
     """One-sided paired t of each candidate's held-out loss decrease when fitted alone.
 
     The private pieces of the confirmation are used as they are so that the fit is exactly
@@ -100,7 +100,7 @@ def one_seed(family: str, seed: int, n_negatives: int) -> dict:
     X, Y = frame_arrays(bench.partial, run.data)
     split = _split_data(X, Y, spec.training.test_fraction, seed, torch.device("cpu"))
     model = partial.model.eval()  # replica 0's
-    stat = _refit_statistics(model, bench.partial, pairs, split, spec.training.batch_size)
+    stat = _refit_statistics(model, pairs, split, spec.training.batch_size)
     hybrid = _table_scores(run.result.edges, n)  # the edge table's (hybrid) scores
     out = {
         "seed": seed,

@@ -104,6 +104,7 @@ def main() -> None:
         args.out,
         {
             "config": args.config,
+            "family": args.family,
             "spec": CONFIGS[args.config],
             "patch": args.patch,
             "seeds": args.seeds,

@@ -9,8 +9,8 @@ asks what an absent edge would add. Test AUC as ``recovery.py`` computes it (val
 edges excluded) and, as a check, the validation edges' AUC with the test edges excluded.
 Nothing is tuned on either.
 
-``--paired-with`` takes a ``recovery.py --config defaults`` JSON of the same family and
-seeds and prints the paired difference from each of its scorers.
+``--paired-with`` takes a ``recovery.py --config defaults`` JSON of the same (single)
+family and seeds and prints the paired difference from each of its scorers.
 
     python benchmarks/supergraph.py --families layered_many_obs --seeds 0 1 2 3 4 5 6 7 8 9 \\
         --paired-with benchmarks/results/recovery.json
@@ -91,6 +91,18 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--paired-with", help="recovery.py JSON of the same family and seeds")
     args = ap.parse_args()
+    reference = None
+    if args.paired_with:
+        reference = json.loads(open(args.paired_with).read())
+        if len(args.families) != 1:
+            ap.error("--paired-with pairs one family: give one --families value")
+        family = args.families[0]
+        # recovery.py's JSON records its family since 2026-12-06; older ones cannot be checked
+        if reference.get("config") != "defaults" or reference.get("family", family) != family:
+            ap.error(
+                f"--paired-with holds config {reference.get('config')!r}, family "
+                f"{reference.get('family')!r}: want 'defaults', {family!r}"
+            )
     torch.set_num_threads(args.threads)
     results = {}
     for family in args.families:
@@ -104,8 +116,8 @@ def main() -> None:
         r2 = np.mean([r["test_r2"] for r in runs])
         print(f"\n{family}: test AUC {auc.mean():.3f} +/- {auc.std():.3f}, validation AUC ", end="")
         print(f"{val.mean():.3f}, test r2 {r2:.3f}")
-        if args.paired_with:
-            ref = {r["seed"]: r for r in json.loads(open(args.paired_with).read())["runs"]}
+        if reference is not None:
+            ref = {r["seed"]: r for r in reference["runs"]}
             for scorer in ("hybrid", "score_test", "online_best"):
                 other = [ref[s][scorer]["auc"] for s in args.seeds]
                 diff, se = paired_difference(auc, other)

@@ -98,8 +98,9 @@ def _orthonormalizer(L: Tensor) -> Tensor:
 
 def outside_basis(U: Tensor, E: Tensor, pivot_tol: float) -> tuple[Tensor, Tensor]:
     """Orthonormal columns spanning the part of ``E`` outside each design basis ``U``:
-    ``q = (E - U C) T`` with ``C = U^T E`` and ``T`` from the pivoted Cholesky of
-    ``E^T E - C^T C``, the same construction a selection appends.
+    ``q = (E - U C) T`` with ``C = U^T E`` and ``T`` from the Cholesky of ``E^T E - C^T C``
+    (columns in their given order, one whose pivot is at most ``pivot_tol`` dropped), the
+    same construction a selection appends.
 
     Args:
         U: orthonormal design bases (dropped directions zero).

@@ -78,7 +78,8 @@ class ObservedBaseline:
 
     Scores are also NaN on the diagonal, for a stand-in whose columns are all constant or
     already in the target's reduced model, and for a target whose signal is constant or
-    fully explained by its model.
+    fully explained by its model (for its candidates: by its model and the fitted value's
+    powers, while its known parents stay scored).
     """
 
     scores: np.ndarray
@@ -553,9 +554,9 @@ def observed_baseline(
     n_pow = index_degree - 1
     pivot_tol = max(n, kmax) * float(torch.finfo(Z.dtype).eps)
 
-    def extra(w: int) -> int:  # the powers' columns; forward_select's C, C per slot, H, L
-        rows = w + n_pow + steps * kmax
-        return 2 * n * n_pow + rows * width + (w + kmax) * n_f * kmax + 6 * n_f * kmax * kmax
+    def extra(w: int) -> int:  # the powers' temporaries; C, forward_select's copy of it,
+        rows = 2 * (w + n_pow) + steps * kmax  # C per slot, H, L
+        return 5 * n * n_pow + rows * width + (w + kmax) * n_f * kmax + 6 * n_f * kmax * kmax
 
     fits = _fits(Z, ysig[:, targets], des, ridge, kmax, extra)
     for fit in fits:

@@ -135,22 +135,26 @@ def test_matches_per_pair_lstsq_reference(small, degree, steps, index_degree):
     np.testing.assert_allclose(default_ridge, ref_s, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("index_degree", [2, 3])
 @pytest.mark.parametrize("steps", [0, 2])
-def test_matches_reference_with_a_rank_deficient_design(steps):
+def test_matches_reference_with_a_rank_deficient_design(steps, index_degree):
     """A binary stand-in at degree 3: its powers span one direction, so dropping it from
-    a design removes rank 1, not 3 (the known edges' degrees of freedom)."""
-    nodes = {"input": ["x"], "function": ["a", "b", "c", "j"], "output": ["oa", "ob", "oc", "oj"]}
-    edges = [("x", "a"), ("x", "b"), ("x", "c"), ("a", "j"), ("b", "j")]
-    edges += [("a", "oa"), ("b", "ob"), ("c", "oc"), ("j", "oj")]
+    a design removes rank 1, not 3 (the known edges' degrees of freedom); and k, whose
+    only parent is binary, has a two-valued fitted value whose powers add no rank."""
+    nodes = {"input": ["x"], "function": ["a", "b", "c", "j", "k"]}
+    nodes["output"] = ["oa", "ob", "oc", "oj", "ok"]
+    edges = [("x", "a"), ("x", "b"), ("x", "c"), ("a", "j"), ("b", "j"), ("b", "k")]
+    edges += [("a", "oa"), ("b", "ob"), ("c", "oc"), ("j", "oj"), ("k", "ok")]
     g = GSNNGraph.from_edges(nodes, edges)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 1))
     a = x[:, 0] + rng.standard_normal(200)
     b = (rng.random(200) < 0.3).astype(float)
     c = rng.standard_normal(200)
-    Y = np.column_stack([a, b, c, a + 2 * b + 0.5 * c + rng.standard_normal(200)])
-    ref_s, ref_p = _reference(g, x, Y, 3, steps)
-    res = observed_baseline(g, x, Y, ridge=0.0, steps=steps)
+    j = a + 2 * b + 0.5 * c + rng.standard_normal(200)
+    Y = np.column_stack([a, b, c, j, 1.5 * b + 0.5 * c + rng.standard_normal(200)])
+    ref_s, ref_p = _reference(g, x, Y, 3, steps, index_degree)
+    res = observed_baseline(g, x, Y, ridge=0.0, steps=steps, index_degree=index_degree)
     assert np.array_equal(np.isnan(res.scores), np.isnan(ref_s))
     np.testing.assert_allclose(res.scores, ref_s, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(res.p_values, ref_p, rtol=1e-5)
