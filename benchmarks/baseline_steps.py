@@ -25,18 +25,22 @@ from gsnn_edges.graph import pair_indices
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.metrics import score_matrix_metrics
-from gsnn_edges.train import _split_data
-from gsnn_edges.train_validation import frame_arrays
 
-from common import FAMILIES, base_parser, make_spec, paired_difference, write_json
+from common import (
+    FAMILIES,
+    base_parser,
+    make_spec,
+    paired_difference,
+    training_split,
+    write_json,
+)
 
 
 def one_seed(family: str, seed: int, settings: list[tuple[int, int]]) -> dict[tuple, float]:
     bench = FAMILIES[family](seed)
     spec = make_spec(None, {}, seed)
     data, val, test = experiment_inputs(bench, spec)
-    X, Y = frame_arrays(bench.partial, data)
-    split = _split_data(X, Y, spec.training.test_fraction, seed, torch.device("cpu"))
+    split = training_split(bench.partial, data, spec)
     x, y = split.x_train.numpy(), split.y_train.numpy()
     names = bench.partial.node_names_dict["function"]
     in_graph = function_edge_mask(bench.partial, len(names))

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gsnn_edges.graph import pair_indices
 from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
 from gsnn_edges.spec import TrainSpec
+from gsnn_edges.train import _split_data
+from gsnn_edges.train_validation import frame_arrays
 
 # The configuration the public reference reports on (SPEC section 6).
 REFERENCE = {
@@ -86,6 +89,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else float("nan")
     return float(d.mean()), float(se)
+
+
+def training_split(graph, data, spec: TrainSpec):
+    """The training / test rows a run of ``spec`` on ``graph`` and ``data`` uses (the same
+    seeded split and z-scoring as ``train_joint``), on the CPU."""
+    X, Y = frame_arrays(graph, data)
+    return _split_data(X, Y, spec.training.test_fraction, spec.training.seed, torch.device("cpu"))
 
 
 def write_json(path: str | Path, payload: dict) -> Path:

@@ -39,20 +39,20 @@ from gsnn_edges.inference.confirm import (
     _train,
     rows_per_chunk,
 )
-from gsnn_edges.train import _split_data, train_joint
-from gsnn_edges.train_validation import frame_arrays
+from gsnn_edges.metrics import roc_auc
+from gsnn_edges.train import train_joint
 
-from common import FAMILIES, base_parser, make_spec, paired_difference, run_pairs, write_json
+from common import (
+    FAMILIES,
+    base_parser,
+    make_spec,
+    paired_difference,
+    run_pairs,
+    training_split,
+    write_json,
+)
 
 SCORERS = ("hybrid", "score_test", "magnitude")
-
-
-def _auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """P(a positive outscores a negative), ties half (Mann-Whitney)."""
-    pos, neg = score[positive], score[~positive]
-    gt = (pos[:, None] > neg[None, :]).mean()
-    eq = (pos[:, None] == neg[None, :]).mean()
-    return float(gt + 0.5 * eq)
 
 
 def _refit_statistics(model, pairs: np.ndarray, split, batch_size: int) -> np.ndarray:
@@ -97,16 +97,15 @@ def one_seed(family: str, seed: int, n_negatives: int) -> dict:
         return train_joint(graph, run.data, s)
 
     partial = trained(bench.partial)
-    X, Y = frame_arrays(bench.partial, run.data)
-    split = _split_data(X, Y, spec.training.test_fraction, seed, torch.device("cpu"))
+    split = training_split(bench.partial, run.data, spec)
     model = partial.model.eval()  # replica 0's
     stat = _refit_statistics(model, pairs, split, spec.training.batch_size)
     hybrid = _table_scores(run.result.edges, n)  # the edge table's (hybrid) scores
     out = {
         "seed": seed,
         "n_test_edges": int(positive.sum()),
-        "refit": _auc(stat, positive),
-        "hybrid": _auc(np.nan_to_num(hybrid[tuple(pairs.T)], nan=-np.inf), positive),
+        "refit": roc_auc(stat, positive),
+        "hybrid": roc_auc(np.nan_to_num(hybrid[tuple(pairs.T)], nan=-np.inf), positive),
     }
     # Every non-edge, as recovery.py reports it.
     scorers = run.result.metrics["scorers"]

@@ -27,10 +27,16 @@ from gsnn_edges.experiment import experiment_inputs
 from gsnn_edges.graph import EDGE_TYPES, FF, GSNNGraph, pair_indices
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.metrics import score_matrix_metrics
-from gsnn_edges.train import _build_model, _split_data
-from gsnn_edges.train_validation import frame_arrays
+from gsnn_edges.train import _build_model
 
-from common import FAMILIES, base_parser, make_spec, paired_difference, write_json
+from common import (
+    FAMILIES,
+    base_parser,
+    make_spec,
+    paired_difference,
+    training_split,
+    write_json,
+)
 
 _IF, _FO = EDGE_TYPES[0], EDGE_TYPES[2]
 ROWS_PER_PASS = 256
@@ -41,8 +47,7 @@ def one_seed(family: str, seed: int) -> dict:
     spec = make_spec(None, {}, seed)
     data, val, test = experiment_inputs(bench, spec)
     g = bench.partial
-    X, Y = frame_arrays(g, data)
-    split = _split_data(X, Y, spec.training.test_fraction, seed, torch.device("cpu"))
+    split = training_split(g, data, spec)
     names = g.node_names_dict["function"]
     n = len(names)
     in_graph = function_edge_mask(g, n)
