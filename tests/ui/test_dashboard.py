@@ -20,6 +20,7 @@ def sign_in(tab, world, tenant="a", path="/ui"):
     page.fill("#api-key", world.keys[tenant])
     page.click("button[type=submit]")
     page.wait_for_url(world.server.url + path)
+    assert world.keys[tenant] not in page.url
 
 
 def table_ids(page) -> set[str]:
@@ -110,6 +111,29 @@ def test_dashboard_job_page_shows_curves_scores_and_filtered_edges(world, tab):
     targets = page.locator("#edges tbody tr td:nth-child(3)").all_text_contents()
     assert targets == [i["dst"] for i in mine["items"]]
     assert page.locator("#edges img, #edges script").count() == 0
+    assert_clean(tab)
+
+
+def test_dashboard_sign_in_waits_for_its_script_and_never_puts_the_key_in_a_url(world, tab):
+    """Before dashboard.js runs, submitting the form must do nothing: the browser's own
+    submission is a GET that writes the key into the URL (a CI run once clicked there)."""
+    page, held = tab.page, []
+    page.route("**/ui/static/dashboard.js", lambda route: held.append(route))  # held back
+    page.goto(world.server.url + "/ui/signin", wait_until="commit")
+    page.fill("#api-key", world.keys["a"])
+    page.press("#api-key", "Enter")
+    page.click("button[type=submit]", force=True)
+    page.wait_for_timeout(500)  # time for a navigation, were one started
+    assert page.url == world.server.url + "/ui/signin"
+    assert page.locator("button[type=submit]").is_disabled()
+
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/ui/static/dashboard.js")  # the pages after this one load it at once
+    page.click("button[type=submit]")  # waits for the script to enable it
+    page.wait_for_url(world.server.url + "/ui")
+    assert world.keys["a"] not in page.url
+    assert page.evaluate("sessionStorage.length") == 1
     assert_clean(tab)
 
 

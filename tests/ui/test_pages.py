@@ -18,6 +18,19 @@ from proctools import make_app
 PAGES = ("/ui", "/ui/signin", "/ui/jobs/job_anything", "/ui/graphs/gr_anything", "/ui/new")
 
 
+class SubmitButtons(HTMLParser):
+    """Whether each submit button of a page is disabled as served."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.disabled: list[bool] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "button" and attrs.get("type") == "submit":
+            self.disabled.append("disabled" in attrs)
+
+
 class Scripts(HTMLParser):
     """The <script> tags of a page and any inline event handler attributes."""
 
@@ -56,6 +69,16 @@ def test_pages_are_public_shells_under_a_strict_csp(world, path):
         s.get("src", "").startswith("/ui/static/") for s in parsed.scripts
     )
     assert not parsed.inline and not parsed.handlers
+
+
+def test_pages_forms_ship_disabled_until_their_script_handles_them(world):
+    """A form submitted before its handler is attached is the browser's own GET: the
+    fields, an API key among them, land in the URL. api.js's onSubmit enables them."""
+    buttons = SubmitButtons()
+    for path in PAGES:
+        with world.server.client() as c:
+            buttons.feed(c.get(path).text)
+    assert len(buttons.disabled) >= 4 and all(buttons.disabled)  # sign in, filters, ROC, new
 
 
 def test_pages_static_files_are_served_with_their_types(world):

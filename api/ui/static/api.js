@@ -29,6 +29,17 @@ export function config() {
   return configured;
 }
 
+/** Handles `form`'s submissions in the page, then enables its submit buttons. Every page
+ * ships them disabled: a submission before its handler is attached would be the browser's
+ * own GET, which puts the fields (an API key among them) in the URL and the history. */
+export function onSubmit(form, handler) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    handler(event);
+  });
+  for (const button of form.querySelectorAll("button[type=submit]")) button.disabled = false;
+}
+
 export class ApiError extends Error {
   /** errors: the problem's [{loc, msg}] (validation problems), else []. */
   constructor(status, detail, errors = []) {

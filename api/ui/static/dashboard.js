@@ -12,6 +12,7 @@ import {
   graphPath,
   jobPath,
   number,
+  onSubmit,
   poll,
   progressBar,
   report,
@@ -40,11 +41,8 @@ async function header() {
 
 // ------------------------------------------------------------------------- sign in
 async function signinPage() {
-  if (!(await config()).auth) return location.replace("/ui");
   const message = $("#signin-message");
-  showMessage(message, session.takeNotice());
-  $("#signin-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit($("#signin-form"), async () => {
     const key = $("#api-key").value.trim();
     try {
       await request("/v1/jobs?limit=1", { key });
@@ -57,6 +55,8 @@ async function signinPage() {
     const inside = /^\/ui(\/[\w\-./%]*)?(\?[\w\-.%=&]*)?$/.test(next); // only back into /ui
     location.assign(inside ? next : "/ui");
   });
+  if (!(await config()).auth) return location.replace("/ui");
+  showMessage(message, session.takeNotice());
 }
 
 // ---------------------------------------------------------------------------- jobs
@@ -384,8 +384,7 @@ function resultsSection(id) {
     }
   }
 
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     Object.assign(state, { filters: edgeFilters(form), offset: 0 });
     load();
   });

@@ -2,7 +2,17 @@
 // uploads), and the job spec in a form generated from the API's own JSON schema
 // (JobCreate in /openapi.json): defaults filled in, bounds as input attributes. The
 // server stays the authority: its 422 problems are shown next to the fields they name.
-import { $, el, getJSON, parsePairs, postJSON, report, request, showMessage } from "./api.js";
+import {
+  $,
+  el,
+  getJSON,
+  onSubmit,
+  parsePairs,
+  postJSON,
+  report,
+  request,
+  showMessage,
+} from "./api.js";
 
 const CHOSEN_ELSEWHERE = new Set(["graph_id", "dataset_id"]);
 
@@ -347,8 +357,7 @@ export async function newJobPage() {
   $("#graph-select").addEventListener("change", refreshDatasets);
   refreshDatasets();
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     clearFieldErrors();
     showMessage(message, "");
     if (!form.reportValidity()) return;

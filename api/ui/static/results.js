@@ -11,6 +11,7 @@ import {
   graphPath,
   jobPath,
   number,
+  onSubmit,
   parsePairs,
   report,
   showImage,
@@ -53,8 +54,7 @@ async function weightsView(id, functionNodes) {
 async function rocView(id) {
   const form = $("#roc-form");
   const error = $("#roc-error");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, async () => {
     showMessage(error, "");
     let edges;
     try {
