@@ -148,7 +148,7 @@ def forward_select(
             explained, and its candidates still open are left unscored (NaN).
         pivot_tol: a stand-in direction whose squared norm outside the current design
             is at most this adds nothing (the Gram-level counterpart of
-            ``matrix_rank``'s tolerance: ``max(S, k) * eps``).
+            ``matrix_rank``'s tolerance; the caller's choice is explained where it is set).
 
     Returns:
         A :class:`Selection`.
