@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -16,7 +17,12 @@ from gsnn_edges.service.settings import LOCAL_TENANT
 _bearer = HTTPBearer(auto_error=False, description="API key from GSNN_EDGES_API_KEYS.")
 
 
-def get_ctx(request: Request) -> ServiceContext:
+# The dependencies are ``async def`` although they do no I/O: FastAPI runs a plain
+# ``def`` dependency in the thread pool, one hop per dependency per request, which was
+# most of a status poll's CPU (benchmarks/README.md, "Load").
+
+
+async def get_ctx(request: Request) -> ServiceContext:
     return request.app.state.ctx
 
 
@@ -56,7 +62,7 @@ def scope_tenant(scope: Scope, keys: dict[str, str]) -> str | AuthenticationErro
     return scope[_SCOPE_TENANT]
 
 
-def get_tenant(
+async def get_tenant(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
@@ -76,20 +82,23 @@ def get_tenant(
 MAX_OFFSET = 2**31 - 1
 
 
+@dataclass(frozen=True)
 class Paging:
     """``limit`` (1..1000, default 100) and ``offset`` query parameters."""
 
-    def __init__(
-        self,
-        limit: Annotated[int, Query(ge=1, le=1000, description="Page size (max 1000).")] = 100,
-        offset: Annotated[
-            int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (at most 2^31 - 1).")
-        ] = 0,
-    ) -> None:
-        self.limit = limit
-        self.offset = offset
+    limit: int
+    offset: int
+
+
+async def get_paging(
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size (max 1000).")] = 100,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (at most 2^31 - 1).")
+    ] = 0,
+) -> Paging:
+    return Paging(limit, offset)
 
 
 Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 Tenant = Annotated[str, Depends(get_tenant)]
-PagingDep = Annotated[Paging, Depends()]
+PagingDep = Annotated[Paging, Depends(get_paging)]

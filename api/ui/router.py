@@ -10,10 +10,10 @@ from functools import cache
 from pathlib import Path
 from string import Template
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.deps import get_ctx
+from api.deps import Ctx
 from gsnn_edges.service.plot_data import MAX_HEATMAP_NODES
 from gsnn_edges.service.plot_graph import MAX_DRAWN_NODES
 
@@ -94,13 +94,13 @@ def new_job_page() -> HTMLResponse:
 
 
 @router.get("/config")
-def config(request: Request) -> dict[str, bool | int]:
+async def config(ctx: Ctx) -> dict[str, bool | int]:
     """``auth``: whether the API wants a key (false: embedded mode, no sign-in);
     ``heatmap_max_nodes`` / ``drawing_max_nodes``: the largest job (function nodes) whose
     W ``weights.svg`` draws and the largest graph (nodes) ``graph.svg`` draws, so that
     pages ask only for what exists."""
     return {
-        "auth": get_ctx(request).settings.auth_enabled,
+        "auth": ctx.settings.auth_enabled,
         "heatmap_max_nodes": MAX_HEATMAP_NODES,
         "drawing_max_nodes": MAX_DRAWN_NODES,
     }

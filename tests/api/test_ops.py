@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from apihelpers import KEYS
-from patching import set_existing
+from apihelpers import KEYS, bearer
+from patching import patched, set_existing
 
 
 def test_ops_health_ready_and_metrics(client):
@@ -92,3 +92,23 @@ def test_ops_metrics_expose_no_tenant_and_no_resource_ids(auth_client, bench, fr
     labels = re.findall(r'(\w+)="([^"]*)"', text)
     assert {name for name, _ in labels} <= {"method", "route", "status", "le"}
     assert not {value for _, value in labels} & set(KEYS)  # no tenant name as a value
+
+
+
+def test_ops_dependencies_take_no_thread_pool_hop(auth_client):
+    """FastAPI runs a plain ``def`` dependency in the thread pool, a hop per dependency per
+    request: ours (context, tenant, paging) are coroutines, so a status poll or a page of
+    a list resolves them on the event loop and only the endpoint hops."""
+    import fastapi.dependencies.utils as resolver
+
+    hops = []
+    pool = resolver.run_in_threadpool
+
+    async def counted(func, *args, **kwargs):
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await pool(func, *args, **kwargs)
+
+    with patched(resolver, run_in_threadpool=counted):
+        for path in ("/v1/jobs/job_missing", "/v1/jobs?limit=5", "/v1/graphs", "/ui/config"):
+            auth_client.get(path, headers=bearer("a"))
+    assert hops == []
