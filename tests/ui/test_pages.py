@@ -79,6 +79,8 @@ def test_pages_forms_ship_disabled_until_their_script_handles_them(world):
         with world.server.client() as c:
             buttons.feed(c.get(path).text)
     assert len(buttons.disabled) >= 4 and all(buttons.disabled)  # sign in, filters, ROC, new
+    with world.server.client() as c:
+        assert "<noscript>" in c.get("/ui/signin").text  # and says why they stay disabled
 
 
 def test_pages_static_files_are_served_with_their_types(world):
