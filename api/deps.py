@@ -18,8 +18,8 @@ _bearer = HTTPBearer(auto_error=False, description="API key from GSNN_EDGES_API_
 
 
 # The dependencies are ``async def`` although they do no I/O: FastAPI runs a plain
-# ``def`` dependency in the thread pool, one hop per dependency per request, which was
-# most of a status poll's CPU (benchmarks/README.md, "Load").
+# ``def`` dependency in the thread pool, one hop per dependency per request, where a
+# status poll's endpoint needs one (benchmarks/README.md, "Thread-pool hops").
 
 
 async def get_ctx(request: Request) -> ServiceContext:

@@ -20,35 +20,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gsnn_edges.experiment import experiment_inputs
-from gsnn_edges.graph import pair_indices
-from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.metrics import score_matrix_metrics
 
-from common import (
-    FAMILIES,
-    base_parser,
-    make_spec,
-    paired_difference,
-    training_split,
-    write_json,
-)
+from common import base_parser, paired_difference, seed_data, write_json
 
 
 def one_seed(family: str, seed: int, settings: list[tuple[int, int]]) -> dict[tuple, float]:
-    bench = FAMILIES[family](seed)
-    spec = make_spec(None, {}, seed)
-    data, val, test = experiment_inputs(bench, spec)
-    split = training_split(bench.partial, data, spec)
-    x, y = split.x_train.numpy(), split.y_train.numpy()
-    names = bench.partial.node_names_dict["function"]
-    in_graph = function_edge_mask(bench.partial, len(names))
-    pos, val_pos = pair_indices(test, names), pair_indices(val, names)
+    sd = seed_data(family, seed)
+    x, y = sd.split.x_train.numpy(), sd.split.y_train.numpy()
     out = {}
     for s, d in settings:
-        scores = observed_baseline(bench.partial, x, y, steps=s, index_degree=d).scores
-        out[s, d] = score_matrix_metrics(scores, in_graph, pos, exclude=val_pos)["auc"]
+        scores = observed_baseline(sd.bench.partial, x, y, steps=s, index_degree=d).scores
+        out[s, d] = score_matrix_metrics(scores, sd.in_graph, sd.test, exclude=sd.val)["auc"]
     return out
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from gsnn_edges.experiment import experiment_inputs
 from gsnn_edges.graph import pair_indices
-from gsnn_edges.simulate import converging_tier_graph, random_layered_dag
+from gsnn_edges.inference.edge_table import function_edge_mask
+from gsnn_edges.simulate import BenchmarkGraph, converging_tier_graph, random_layered_dag
 from gsnn_edges.spec import TrainSpec
-from gsnn_edges.train import _split_data
+from gsnn_edges.train import _Split, _split_data
 from gsnn_edges.train_validation import frame_arrays
 
 # The configuration the public reference reports on (SPEC section 6).
@@ -96,6 +100,43 @@ def training_split(graph, data, spec: TrainSpec):
     seeded split and z-scoring as ``train_joint``), on the CPU."""
     X, Y = frame_arrays(graph, data)
     return _split_data(X, Y, spec.training.test_fraction, spec.training.seed, torch.device("cpu"))
+
+
+@dataclass
+class SeedData:
+    """One seed of a family as ``recovery.py`` simulates it, before any training: the
+    benchmark graph, the defaults' spec, the data, the training split on the partial
+    graph, the function node names, the in-graph mask ``[N, N]`` and the test /
+    validation held-out edges as index pairs ``[E, 2]`` (as :func:`run_pairs` gives them
+    for a finished run)."""
+
+    bench: BenchmarkGraph
+    spec: TrainSpec
+    data: pd.DataFrame
+    split: _Split
+    names: list[str]
+    in_graph: np.ndarray
+    test: np.ndarray
+    val: np.ndarray
+
+
+def seed_data(family: str, seed: int) -> SeedData:
+    """:class:`SeedData` of ``family`` at ``seed``."""
+    bench = FAMILIES[family](seed)
+    spec = make_spec(None, {}, seed)
+    data, val, test = experiment_inputs(bench, spec)
+    g = bench.partial
+    names = list(g.node_names_dict["function"])
+    return SeedData(
+        bench=bench,
+        spec=spec,
+        data=data,
+        split=training_split(g, data, spec),
+        names=names,
+        in_graph=function_edge_mask(g, len(names)),
+        test=pair_indices(test, names),
+        val=pair_indices(val, names),
+    )
 
 
 def write_json(path: str | Path, payload: dict) -> Path:

@@ -26,35 +26,21 @@ import json
 import numpy as np
 import torch
 
-from gsnn_edges.experiment import experiment_inputs
-from gsnn_edges.graph import EDGE_TYPES, FF, GSNNGraph, pair_indices
-from gsnn_edges.inference.edge_table import function_edge_mask
+from gsnn_edges.graph import EDGE_TYPES, FF, GSNNGraph
 from gsnn_edges.inference.observed_baseline import observed_baseline
 from gsnn_edges.metrics import score_matrix_metrics
 from gsnn_edges.train import _build_model
 
-from common import (
-    FAMILIES,
-    base_parser,
-    make_spec,
-    paired_difference,
-    training_split,
-    write_json,
-)
+from common import base_parser, paired_difference, seed_data, write_json
 
 _IF, _FO = EDGE_TYPES[0], EDGE_TYPES[2]
 ROWS_PER_PASS = 256
 
 
 def one_seed(family: str, seed: int, latent_only: bool = False) -> dict:
-    bench = FAMILIES[family](seed)
-    spec = make_spec(None, {}, seed)
-    data, val, test = experiment_inputs(bench, spec)
-    g = bench.partial
-    split = training_split(g, data, spec)
-    names = g.node_names_dict["function"]
-    n = len(names)
-    in_graph = function_edge_mask(g, n)
+    sd = seed_data(family, seed)
+    g, spec, split, in_graph = sd.bench.partial, sd.spec, sd.split, sd.in_graph
+    n = len(sd.names)
     base = observed_baseline(g, split.x_train.numpy(), split.y_train.numpy())
     open_pairs = ~in_graph & ~np.eye(n, dtype=bool)
     if latent_only:  # only what the hybrid leaves to the GSNN: pairs into latent targets
@@ -90,7 +76,7 @@ def one_seed(family: str, seed: int, latent_only: bool = False) -> dict:
         r2 = 1 - (pred - yt).square().sum(0) / (yt - yt.mean(0)).square().sum(0)
     S = np.full((n, n), np.nan)
     S[cand[:, 0], cand[:, 1]] = fisher.numpy()
-    pos, val_pos = pair_indices(test, names), pair_indices(val, names)
+    pos, val_pos = sd.test, sd.val
     # as the hybrid ranks: the baseline's pairs first in its order, then the super-graph's
     use_base = np.isfinite(base.scores)
     H = np.where(use_base, 2.0 + base.scores, np.arctan(np.nan_to_num(S, nan=-1.0)) / np.pi)

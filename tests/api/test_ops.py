@@ -94,7 +94,6 @@ def test_ops_metrics_expose_no_tenant_and_no_resource_ids(auth_client, bench, fr
     assert not {value for _, value in labels} & set(KEYS)  # no tenant name as a value
 
 
-
 def test_ops_dependencies_take_no_thread_pool_hop(auth_client):
     """FastAPI runs a plain ``def`` dependency in the thread pool, a hop per dependency per
     request: ours (context, tenant, paging) are coroutines, so a status poll or a page of
