@@ -35,8 +35,7 @@ from gsnn_edges.inference.confirm import confirm_edges, set_covers
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
-from gsnn_edges.train import scale, train_joint
-from gsnn_edges.train_validation import frame_arrays
+from gsnn_edges.train import RunSetup, refine_for_confirmation, train_joint
 
 from common import FAMILIES, add_patch_argument, base_parser, make_spec, write_json
 
@@ -72,31 +71,31 @@ def discoveries(edges: pd.DataFrame, truth: set[tuple[str, str]], graph) -> dict
     return out
 
 
-def model_null(result, data: pd.DataFrame, graph, top: int, seed: int) -> dict:
-    """The confirmation's own null: outputs drawn from the trained (complete-graph) GSNN
-    itself plus Gaussian noise of its training loss, so the model is exactly right and no
-    added edge can improve prediction. Candidates are the score test's top ``top`` on the
-    training rows, as the service would screen them."""
-    spec = make_spec(None, {}, seed)
-    X, Y = frame_arrays(graph, data)
-    x, _ = scale(result.scaler, X, Y)
-    n_test = int(round(spec.training.test_fraction * len(x)))
-    perm = np.random.default_rng(seed).permutation(len(x))
-    model = result.model.eval()
+def model_null(result, data: pd.DataFrame, graph, spec, top: int, seed: int) -> dict:
+    """The confirmation's own null: outputs redrawn from the trained (complete-graph) GSNN
+    itself plus Gaussian noise of its training loss, on the run's own split, so the model
+    is exactly right and no added edge can improve prediction. Candidates are the score
+    test's top ``top`` on the training rows, as the service would screen them; they are
+    confirmed on the model refined on the redrawn training rows
+    (``confirm.refine_epochs`` of ``spec``), as the service confirms."""
+    setup = RunSetup.prepare(graph, data, spec)
+    s, model = setup.split, result.model.eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mean = model(x)
-        sigma = float(torch.nn.functional.mse_loss(mean, scale(result.scaler, X, Y)[1])) ** 0.5
-        y = mean + sigma * torch.randn(mean.shape, generator=gen)
-    test, train = perm[:n_test], perm[n_test:]
-    bs = spec.training.batch_size
-    batches = [(x[train[i : i + bs]], y[train[i : i + bs]]) for i in range(0, len(train), bs)]
+        sigma = float(torch.nn.functional.mse_loss(model(s.x_train), s.y_train)) ** 0.5
+        redraw = lambda x: (
+            model(x) + sigma * torch.randn(x.shape[0], s.y_train.shape[1], generator=gen)
+        )
+        split = dataclasses.replace(s, y_train=redraw(s.x_train), y_test=redraw(s.x_test))
+    setup = dataclasses.replace(setup, split=split)
+    batches = setup.training_batches()
     q = ScoreTestScorer(model, graph).fit(batches).score_matrix().numpy()
     q[function_edge_mask(graph, q.shape[0])] = -np.inf
     np.fill_diagonal(q, -np.inf)
     order = np.argsort(-q, axis=None)[:top]
     pairs = np.stack(np.unravel_index(order, q.shape), 1)
-    c = confirm_edges(model, graph, pairs, batches, x[test], y[test])
+    base = refine_for_confirmation(setup, model)
+    c = confirm_edges(base, graph, pairs, batches, split.x_test, split.y_test)
     return {
         "discoveries": int((c.q_values < ALPHA).sum()),
         "ks": float(stats.kstest(c.p_values, "uniform").statistic),
@@ -131,7 +130,7 @@ def one_seed(
         run = run_experiment(bench, spec, n_train=rows)
         result, data = run.result, run.data
     truth = {tuple(e) for e in bench.held_out}
-    extra = {"model_null": model_null(result, data, bench.full, top, seed)} if null else {}
+    extra = {"model_null": model_null(result, data, bench.full, spec, top, seed)} if null else {}
     return {
         **extra,
         "seed": seed,

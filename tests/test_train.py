@@ -1,15 +1,23 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from gsnn_edges.ensemble import combine_replicas, replica_seed
 from gsnn_edges.experiment import fit_posthoc, posthoc_baseline, run_benchmark
-from gsnn_edges.inference.confirm import equivalent_sources
+from gsnn_edges.inference.confirm import confirm_edges, equivalent_sources
 from gsnn_edges.inference.regressor import LR_FLOOR, MagnitudeEdgeRegressor, regressor_lr_schedule
 from gsnn_edges.metrics import bh_qvalues, edge_table_metrics
 from gsnn_edges.nn.gsnn import GSNN
 from gsnn_edges.spec import SpecValidationError, TrainSpec
-from gsnn_edges.train import RunSetup, TrainingCancelled, train_joint, train_replica
+from gsnn_edges.train import (
+    RunSetup,
+    TrainingCancelled,
+    refine_for_confirmation,
+    train_joint,
+    train_replica,
+)
 
 import references
 
@@ -120,6 +128,47 @@ def test_train_joint_confirms_the_tables_top_candidates(bench, frame):
     ]
     assert want and m["equivalents"] == want  # this seed has discoveries with equivalents
     assert train_joint(bench.partial, frame, _small_spec(epochs=1)).metrics["confirm"] is None
+    # the candidates were fitted on the refined model, not on the trained one
+    setup = RunSetup.prepare(bench.partial, frame, spec)
+    base = refine_for_confirmation(setup, res.model)
+    pairs = conf[["src_idx", "dst_idx"]].to_numpy()
+    args = (setup.training_batches(), setup.split.x_test, setup.split.y_test)
+    again = confirm_edges(base, setup.graph, pairs, *args)
+    np.testing.assert_allclose(conf.confirm_p_value, again.p_values, rtol=1e-6)
+    unrefined = confirm_edges(res.model, setup.graph, pairs, *args)
+    assert not np.allclose(conf.confirm_p_value, unrefined.p_values, rtol=1e-3)
+    assert m["refine_epochs"] == spec.confirm.refine_epochs > 0
+    assert m["base_test_loss"] == pytest.approx(
+        float(torch.nn.functional.mse_loss(base(setup.split.x_test).detach(), setup.split.y_test))
+    )
+    assert m["base_test_loss"] < res.metrics["test"]["loss"]  # 2 epochs left it underfitted
+    assert 0 < m["refine_seconds"] <= m["seconds"]
+
+
+def test_refine_for_confirmation_trains_a_copy_without_dropout_on_training_rows(bench, frame):
+    spec = _small_spec(epochs=1)
+    spec.model.dropout, spec.confirm.refine_epochs = 0.5, 4
+    setup = RunSetup.prepare(bench.partial, frame, spec)
+    res = train_joint(bench.partial, frame, spec)
+    before = {k: v.clone() for k, v in res.model.state_dict().items()}
+    base = refine_for_confirmation(setup, res.model)
+    assert all(torch.equal(v, res.model.state_dict()[k]) for k, v in before.items())
+    x, y = setup.split.x_train, setup.split.y_train
+    base.train()  # no dropout left to make two passes differ
+    assert torch.equal(base(x), base(x))
+    mse = lambda m: float(torch.nn.functional.mse_loss(m.eval()(x), y))
+    assert mse(base) < mse(res.model)
+    # the held-out rows take no part: other held-out outputs, the same refined model
+    other = dataclasses.replace(setup.split, y_test=torch.zeros_like(setup.split.y_test))
+    again = refine_for_confirmation(dataclasses.replace(setup, split=other), res.model)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in base.state_dict().items())
+    # 0 epochs: the trained model itself, in eval mode
+    spec.confirm.refine_epochs = 0
+    same = refine_for_confirmation(RunSetup.prepare(bench.partial, frame, spec), res.model)
+    assert not same.training and torch.equal(same(x), res.model.eval()(x))
+    with pytest.raises(TrainingCancelled, match="refining epoch 1"):
+        spec.confirm.refine_epochs = 2
+        refine_for_confirmation(setup, res.model, should_stop=lambda: True)
 
 
 def test_train_joint_replicas_combine_independent_runs_on_one_split(bench, frame):
@@ -251,6 +300,10 @@ def test_train_joint_anneals_the_regressor_lr_over_the_whole_run(bench, frame, s
         ),
         ({"confirm": {"top": 10_000}}, r"confirm.top: Input should be less than or equal to 500"),
         ({"confirm": {"top": 5}, "training": {"test_fraction": 0}}, "test_fraction > 0"),
+        (
+            {"confirm": {"refine_epochs": -1}},
+            "confirm.refine_epochs: Input should be greater than or equal to 0",
+        ),
         # bounds the API and the library once disagreed on: the spec has them once
         (
             {"training": {"test_fraction": 0.6}},

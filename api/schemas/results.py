@@ -122,6 +122,17 @@ class EquivalentSources(BaseModel):
 
 class ConfirmInfo(BaseModel):
     top: int | None = Field(None, description="confirm.top of the spec.")
+    refine_epochs: int | None = Field(
+        None,
+        description="confirm.refine_epochs of the spec: epochs the trained GSNN trained "
+        "further, without dropout, before the candidates were fitted on it.",
+    )
+    refine_seconds: float | None = Field(None, description="Time those epochs took.")
+    base_test_loss: float | None = Field(
+        None,
+        description="Mean squared error of that refined model on the held-out rows the "
+        "candidates are tested on (test.loss is the trained model's).",
+    )
     n_confirmed: int | None = Field(None, description="Candidates confirmed (<= top).")
     discoveries_q_0_1: int | None = Field(
         None, description="Confirmed pairs with confirm_q_value < 0.1."
@@ -135,8 +146,8 @@ class ConfirmInfo(BaseModel):
     )
     seconds: float | None = Field(
         None,
-        description="Time spent fitting and testing the candidates (with chunks: summed "
-        "over them, so comparable with a confirmation in one process).",
+        description="Time spent refining the model, fitting and testing the candidates "
+        "(with chunks: summed over them, so comparable with a confirmation in one process).",
     )
     chunks: int | None = Field(
         None,

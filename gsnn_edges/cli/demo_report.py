@@ -82,6 +82,13 @@ def _print_discoveries(run: BenchmarkRun, alpha: float = 0.1) -> None:
         covered = int(set_covers(run.bench.partial, hit[["src_idx", "dst_idx"]], held).sum())
         cover = f"{covered:>3} cover a held-out edge, {len(hit) - covered} not"
         print(f"  {'  or equivalent':<16} {len(hit):>5} pairs, {cover}")
+    c = run.result.metrics["confirm"]
+    if c:
+        print(
+            f"confirmed {c['n_confirmed']} candidates on the model refined {c['refine_epochs']} "
+            f"more epochs (test loss {run.result.metrics['test']['loss']:.4f} -> "
+            f"{c['base_test_loss']:.4f}), {c['seconds']:.1f} s"
+        )
 
 
 def write_outputs(run: BenchmarkRun, out: Path) -> list[Path]:

@@ -34,7 +34,9 @@ the same as *the edge is absent from the true graph*: where the GSNN fits a node
 imperfectly, an extra input that carries information about its true parents improves
 prediction too. ``benchmarks/README.md`` ("Confirmation") measures the gap (false
 discoveries under a complete graph and among missing edges); the service therefore keeps
-confirmation opt-in and reports it in columns of its own.
+confirmation opt-in and reports it in columns of its own. A job narrows the gap by
+confirming on a copy of its trained model refined without dropout
+(:func:`gsnn_edges.train.refine_for_confirmation`, ``confirm.refine_epochs``).
 
 **What the test cannot tell apart.** Held-out prediction from the inputs sees an edge
 ``i -> j`` only through the inputs ``i``'s activations are a function of. Every other

@@ -33,9 +33,11 @@ JOB_FILES = {
     # job combines (service.children)
     "replica_scores": "scores.npy",
     "replica_p_values": "p_values.npy",
-    # a job whose confirmation fans out: its candidates [M, 2] (staged attempt); each
-    # chunk's held-out losses [V, n] and fitted weights [V, M, P] (service.children)
+    # a job whose confirmation fans out: its candidates [M, 2] and the refined model they
+    # are fitted on (staged attempt); each chunk's held-out losses [V, n] and fitted
+    # weights [V, M, P] (service.children)
     "confirm_pairs": "confirm_pairs.npy",
+    "confirm_model": "confirm_model.pt",
     "confirm_losses": "confirm_losses.npy",
     "confirm_thetas": "confirm_thetas.npy",
 }

@@ -246,7 +246,7 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
     the device."""
     from gsnn_edges.graph import GSNNGraph
     from gsnn_edges.spec import TrainSpec
-    from gsnn_edges.train import RunSetup, assemble, train_replica
+    from gsnn_edges.train import RunSetup, assemble, confirmation_base, train_replica
 
     graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
     data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
@@ -270,22 +270,29 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
     else:
         runs = [train_replica(setup, 0, on_epoch, should_stop)]
     fan_out = spec.confirm.top > 0 and ctx.settings.confirm_chunks > 1
-    result = assemble(setup, runs, on_epoch, confirm=not fan_out)
+    result = assemble(setup, runs, on_epoch, confirm=not fan_out, should_stop=should_stop)
+    if fan_out:
+        base, facts = confirmation_base(setup, result.model, should_stop)
+        result.metrics["confirm"] = facts  # the merge completes it (_merge_chunks)
     store_results(ctx, job.id, result, attempt=token)  # published by finish_job
     if fan_out:
-        _stage_confirmation(ctx, job, setup, result, token)
+        _stage_confirmation(ctx, job, setup, result, base, token)
         return None
     return result.device
 
 
-def _stage_confirmation(ctx: ServiceContext, job: Job, setup: Any, result: Any, token: str) -> None:
+def _stage_confirmation(
+    ctx: ServiceContext, job: Job, setup: Any, result: Any, base: Any, token: str
+) -> None:
     """Hand the confirmation of the job's candidates to chunk jobs: the unconfirmed
-    results (stored) and the candidates stay under this attempt for them and for the
-    merge; the job lets go of its claim in the transaction that adds the chunks."""
+    results (stored), the candidates and the confirmation's base model (refined,
+    ``train.confirmation_base``) stay under this attempt for them and for the merge; the
+    job lets go of its claim in the transaction that adds the chunks."""
     from gsnn_edges.train import confirm_candidates
 
     pairs = confirm_candidates(setup, result.edges)
     ctx.store.write_npy(ctx.store.job_key(job.id, "confirm_pairs", token), pairs)
+    _write_states(ctx, job.id, token, confirm_model=base.state_dict())
     n_chunks = min(ctx.settings.confirm_chunks, len(pairs) + 1)
     chunks = []
     for c in range(n_chunks):
@@ -328,8 +335,8 @@ def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
         raise RuntimeError(f"job {job.parent_id} staged no confirmation for this chunk")
     staged = lambda what: ctx.store.job_key(parent.id, what, parent.staged_attempt)
     pairs = ctx.store.read_npy(staged("confirm_pairs"))
-    model = setup.build_model()
-    state = torch.load(io.BytesIO(ctx.store.read_bytes(staged("model"))), weights_only=True)
+    model = setup.build_model(dropout=0.0)  # the refined base: eval mode, as fit_variants uses it
+    state = torch.load(io.BytesIO(ctx.store.read_bytes(staged("confirm_model"))), weights_only=True)
     model.load_state_dict(state)
     variants = chunk_variants(len(pairs), n_chunks, job.confirm_chunk)
     t0 = time.perf_counter()
@@ -388,7 +395,8 @@ def _merge_chunks(ctx: ServiceContext, job: Job, setup: Any, token: str, on_epoc
     c = judge(setup.graph, ctx.store.read_npy(staged("confirm_pairs")), VariantFits.concat(parts))
     metrics = ctx.store.read_json(staged("metrics"))
     seconds += time.perf_counter() - t0
-    metrics["confirm"] = {**confirm_metrics(setup, c, seconds), "chunks": len(chunks)}
+    base = metrics["confirm"]  # the base model's facts, staged with it
+    metrics["confirm"] = {**confirm_metrics(setup, c, base, seconds), "chunks": len(chunks)}
     edges = ctx.store.read_parquet(staged("edges"))
     ctx.store.write_edges(job.id, with_confirmation(edges, c), token)
     ctx.store.write_json(ctx.store.job_key(job.id, "metrics", token), metrics)
@@ -411,7 +419,7 @@ def store_replica(ctx: ServiceContext, job_id: str, run: Any, scorer: str, attem
     store.write_npy(key("replica_p_values"), np.asarray(scores.p_values, dtype=np.float64))
     store.write_npy(key("weights"), np.asarray(run.weights, dtype=np.float32))
     store.write_json(key("metrics"), {"replica": run.replica, "seed": run.seed, **run.metrics})
-    _write_states(ctx, job_id, attempt, run.model_state, run.regressor_state)
+    _write_states(ctx, job_id, attempt, model=run.model_state, regressor=run.regressor_state)
 
 
 def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
@@ -453,12 +461,11 @@ def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
     return runs
 
 
-def _write_states(
-    ctx: ServiceContext, job_id: str, attempt: str | None, model: dict, regressor: dict
-) -> None:
+def _write_states(ctx: ServiceContext, job_id: str, attempt: str | None, **states: dict) -> None:
+    """Each ``what=state_dict`` as the job file ``what`` (``JOB_FILES``) of the attempt."""
     import torch
 
-    for what, state in (("model", model), ("regressor", regressor)):
+    for what, state in states.items():
         buf = io.BytesIO()
         torch.save(state, buf)
         ctx.store.write_bytes(ctx.store.job_key(job_id, what, attempt), buf.getvalue())
@@ -484,4 +491,4 @@ def store_results(ctx: ServiceContext, job_id: str, result: Any, attempt: str | 
     # history, device
     store.write_edges(job_id, result.edges, attempt)
     store.write_json(key(job_id, "metrics"), result.metrics)
-    _write_states(ctx, job_id, attempt, result.model_state, result.regressor_state)
+    _write_states(ctx, job_id, attempt, model=result.model_state, regressor=result.regressor_state)

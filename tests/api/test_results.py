@@ -15,6 +15,7 @@ from gsnn_edges.client import unquote_csv_names
 from gsnn_edges.service.results import result_key
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import LOCAL_TENANT
+from gsnn_edges.spec import REFINE_EPOCHS
 
 import references
 from apihelpers import assert_problem, job_body, upload
@@ -142,7 +143,7 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     max_confirm_q_value filters on them, and the status and metrics report the stage."""
     body = job_body(graph_id, dataset_id, confirm={"top": 6})
     job = client.post("/v1/jobs", json=body).json()
-    assert job["spec"]["confirm"] == {"top": 6}
+    assert job["spec"]["confirm"] == {"top": 6, "refine_epochs": REFINE_EPOCHS}
     ctx = client.app.state.ctx
     chunks = ctx.settings.confirm_chunks
     if chunks == 1:
@@ -176,6 +177,8 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     metrics = client.get(f"/v1/jobs/{job['id']}/metrics").json()
     assert metrics["confirm"]["n_confirmed"] == 6 and metrics["confirm"]["heldout_rows"] > 0
     assert metrics["confirm"].get("chunks") == (None if chunks == 1 else chunks)
+    assert metrics["confirm"]["refine_epochs"] == REFINE_EPOCHS  # the spec's default
+    assert metrics["confirm"]["base_test_loss"] > 0 and metrics["confirm"]["refine_seconds"] > 0
     named = {(e["src"], e["dst"]): e["n"] for e in metrics["confirm"]["equivalents"]}
     assert named == {
         (i["src"], i["dst"]): i["equivalents"]

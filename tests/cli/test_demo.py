@@ -27,6 +27,8 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     assert len(metrics["history"]) == 2 and "edges" in metrics["test"]
     candidates = int((~edges.has_edge).sum())
     assert metrics["confirm"]["n_confirmed"] == min(50, candidates) == edges.confirmed.sum()
+    base = f"{metrics['test']['loss']:.4f} -> {metrics['confirm']['base_test_loss']:.4f}"
+    assert f"candidates on the model refined 30 more epochs (test loss {base})" in text
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -448,8 +448,13 @@ def test_jobs_confirmation_fans_out_to_chunk_jobs_and_merges_as_one_process(
         for col in ("confirm_p_value", "confirm_q_value"):
             assert fanned[pair][col] == pytest.approx(row[col], abs=0.02), (pair, col)
         assert fanned[pair]["equivalents"] == row["equivalents"]
-    for key in ("n_confirmed", "discoveries_q_0_1", "train_rows", "heldout_rows", "equivalents"):
+    same = ("n_confirmed", "discoveries_q_0_1", "train_rows", "heldout_rows", "equivalents")
+    for key in (*same, "refine_epochs"):
         assert fanned_info[key] == alone_info[key]
+    # the chunks fitted on the refined model the job staged, which the one process refines
+    # alike
+    assert fanned_info["base_test_loss"] == pytest.approx(alone_info["base_test_loss"], rel=1e-6)
+    assert fanned_info["refine_seconds"] > 0
 
 
 def _staged(ctx, queue, job_inputs):
