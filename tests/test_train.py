@@ -156,10 +156,13 @@ def test_refine_for_confirmation_trains_a_copy_without_dropout_on_training_rows(
     x, y = setup.split.x_train, setup.split.y_train
     base.train()  # no dropout left to make two passes differ
     assert torch.equal(base(x), base(x))
-    mse = lambda m: float(torch.nn.functional.mse_loss(m.eval()(x), y))
+    mse = lambda m: float(torch.nn.functional.mse_loss(m.eval()(x).detach(), y))
     assert mse(base) < mse(res.model)
     # the held-out rows take no part: other held-out outputs, the same refined model
-    other = dataclasses.replace(setup.split, y_test=torch.zeros_like(setup.split.y_test))
+    zeros = lambda t: torch.zeros_like(t)
+    other = dataclasses.replace(
+        setup.split, x_test=zeros(setup.split.x_test), y_test=zeros(setup.split.y_test)
+    )
     again = refine_for_confirmation(dataclasses.replace(setup, split=other), res.model)
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in base.state_dict().items())
     # 0 epochs: the trained model itself, in eval mode

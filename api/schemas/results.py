@@ -131,7 +131,8 @@ class ConfirmInfo(BaseModel):
     base_test_loss: float | None = Field(
         None,
         description="Mean squared error of that refined model on the held-out rows the "
-        "candidates are tested on (test.loss is the trained model's).",
+        "candidates are tested on; compare test.loss (with replicas: replicas[0].test.loss, "
+        "the model refined).",
     )
     n_confirmed: int | None = Field(None, description="Candidates confirmed (<= top).")
     discoveries_q_0_1: int | None = Field(

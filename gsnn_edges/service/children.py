@@ -8,10 +8,12 @@ group) so that free workers train them at once; the job combines their stored re
 
 A job's confirmation (``confirm.top``) fans out the same way when
 ``GSNN_EDGES_CONFIRM_CHUNKS`` > 1: the run that trained (or combined) stages its
-unconfirmed results, checkpoint and candidates under its attempt, then hands the ``M + 1``
-fits of :mod:`gsnn_edges.inference.confirm` to that many chunk jobs (``confirm_chunk``;
-:func:`chunk_variants` splits them) and lets go of the job; each chunk's worker loads the
-checkpoint from the artifact store, fits its variants and stores their held-out losses;
+unconfirmed results, checkpoint, candidates and the refined copy of the checkpoint they
+are fitted on (``confirm.refine_epochs``, refined once here) under its attempt, then
+hands the ``M + 1`` fits of :mod:`gsnn_edges.inference.confirm` to that many chunk jobs
+(``confirm_chunk``; :func:`chunk_variants` splits them) and lets go of the job; each
+chunk's worker loads the refined copy from the artifact store, fits its variants and
+stores their held-out losses;
 the job's next run judges them together (:func:`gsnn_edges.inference.confirm.judge`:
 the same p-values as one process would give) and publishes the confirmed table.
 

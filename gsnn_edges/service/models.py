@@ -115,7 +115,7 @@ class Job(Base):
     )
     replica: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # a chunk of a job's confirmation (service.children): fits some of the candidates'
-    # variants on the checkpoint the job's training attempt staged
+    # variants on the refined checkpoint the job's training attempt staged
     confirm_chunk: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # the claim token of the training attempt whose unconfirmed results, checkpoint and
     # candidates the confirmation chunks read and the job's next run completes

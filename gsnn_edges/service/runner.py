@@ -271,7 +271,8 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
         runs = [train_replica(setup, 0, on_epoch, should_stop)]
     fan_out = spec.confirm.top > 0 and ctx.settings.confirm_chunks > 1
     result = assemble(setup, runs, on_epoch, confirm=not fan_out, should_stop=should_stop)
-    if fan_out:
+    if fan_out:  # refine once here; the chunks fit on the staged copy
+        on_epoch({**result.history[-1], "stage": "confirming"})
         base, facts = confirmation_base(setup, result.model, should_stop)
         result.metrics["confirm"] = facts  # the merge completes it (_merge_chunks)
     store_results(ctx, job.id, result, attempt=token)  # published by finish_job
@@ -319,8 +320,8 @@ def _stage_confirmation(
 
 
 def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
-    """A confirmation chunk job: fit its share of the variants on the checkpoint its job
-    staged and store their held-out losses and weights (``service.children``)."""
+    """A confirmation chunk job: fit its share of the variants on the refined checkpoint
+    its job staged and store their held-out losses and weights (``service.children``)."""
     import time
 
     import numpy as np
@@ -336,7 +337,11 @@ def _fit_chunk(ctx: ServiceContext, job: Job, setup: Any, token: str) -> str:
     staged = lambda what: ctx.store.job_key(parent.id, what, parent.staged_attempt)
     pairs = ctx.store.read_npy(staged("confirm_pairs"))
     model = setup.build_model(dropout=0.0)  # the refined base: eval mode, as fit_variants uses it
-    state = torch.load(io.BytesIO(ctx.store.read_bytes(staged("confirm_model"))), weights_only=True)
+    # a job staged before confirm_model existed confirms on its trained model, as then
+    what = "confirm_model" if ctx.store.path(staged("confirm_model")).exists() else "model"
+    state = torch.load(
+        io.BytesIO(ctx.store.read_bytes(staged(what))), map_location="cpu", weights_only=True
+    )
     model.load_state_dict(state)
     variants = chunk_variants(len(pairs), n_chunks, job.confirm_chunk)
     t0 = time.perf_counter()
@@ -395,7 +400,8 @@ def _merge_chunks(ctx: ServiceContext, job: Job, setup: Any, token: str, on_epoc
     c = judge(setup.graph, ctx.store.read_npy(staged("confirm_pairs")), VariantFits.concat(parts))
     metrics = ctx.store.read_json(staged("metrics"))
     seconds += time.perf_counter() - t0
-    base = metrics["confirm"]  # the base model's facts, staged with it
+    # the base model's facts, staged with it (none from before confirm_model existed)
+    base = metrics["confirm"] or {"refine_epochs": 0, "refine_seconds": 0.0, "base_test_loss": None}
     metrics["confirm"] = {**confirm_metrics(setup, c, base, seconds), "chunks": len(chunks)}
     edges = ctx.store.read_parquet(staged("edges"))
     ctx.store.write_edges(job.id, with_confirmation(edges, c), token)
@@ -462,12 +468,13 @@ def _load_replicas(ctx: ServiceContext, job_id: str, setup: Any) -> list[Any]:
 
 
 def _write_states(ctx: ServiceContext, job_id: str, attempt: str | None, **states: dict) -> None:
-    """Each ``what=state_dict`` as the job file ``what`` (``JOB_FILES``) of the attempt."""
+    """Each ``what=state_dict`` as the job file ``what`` (``JOB_FILES``) of the attempt, on
+    the CPU: a worker without the GPU the job ran on can load it."""
     import torch
 
     for what, state in states.items():
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
         ctx.store.write_bytes(ctx.store.job_key(job_id, what, attempt), buf.getvalue())
 
 

@@ -439,7 +439,7 @@ def test_jobs_confirmation_fans_out_to_chunk_jobs_and_merges_as_one_process(
         finally:
             ctx.db.dispose()
     (alone, alone_info, model), (fanned, fanned_info, fanned_model) = results[1], results[3]
-    assert fanned_model == model  # the model the chunks loaded, published unchanged
+    assert fanned_model == model  # the trained model, published unchanged (not the refined)
     assert len(alone) == 5 and alone.keys() == fanned.keys()
     # equal up to float32 rounding of the per-row losses, which the chunks' other batch
     # shapes change: about 1e-7 of effect, 0.01 of p-value where the effect is that small
@@ -464,6 +464,62 @@ def _staged(ctx, queue, job_inputs):
     assert run_job(ctx, queue.pop()) == "staged"
     with ctx.db.session() as s:
         return job, [c.id for c in repo.chunk_jobs(s, job.id)]
+
+
+def _staged_states(ctx, job):
+    """The staged trained and refined model states of a staged job, and its setup."""
+    from gsnn_edges.graph import GSNNGraph
+    from gsnn_edges.service.graphs import graph_content
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train import RunSetup
+
+    job = get_job(ctx, "t1", job.id)
+    key = lambda what: ctx.store.job_key(job.id, what, job.staged_attempt)
+    load = lambda what: torch.load(io.BytesIO(ctx.store.read_bytes(key(what))), weights_only=True)
+    graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
+    data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
+    setup = RunSetup.prepare(graph, data, TrainSpec.from_dict(job.spec))
+    return load("model"), load("confirm_model"), setup, key
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
+def test_jobs_stage_the_refined_model_their_chunks_fit_on(ctx, queue, job_inputs) -> None:
+    """The job refines its trained model once and stages the copy, on the CPU, for its
+    chunks: the same state refining the staged trained model gives."""
+    from gsnn_edges.train import refine_for_confirmation
+
+    job, _ = _staged(ctx, queue, job_inputs)
+    trained, refined, setup, _ = _staged_states(ctx, job)
+    model = setup.build_model()
+    model.load_state_dict(trained)
+    again = refine_for_confirmation(setup, model).state_dict()
+    assert refined.keys() == trained.keys() == again.keys()
+    assert all(v.device.type == "cpu" for v in refined.values())
+    assert any(not torch.equal(refined[k], trained[k]) for k in refined)
+    assert all(torch.equal(refined[k], again[k].cpu()) for k in refined)
+    assert get_job(ctx, "t1", job.id).progress["stage"] == "confirming"
+
+
+@pytest.mark.parametrize("settings_update", [{"confirm_chunks": 2}])
+def test_jobs_staged_before_the_refined_model_confirm_on_their_trained_model(
+    ctx, queue, job_inputs
+) -> None:
+    """A job staged by a version without ``confirm_model`` (an upgrade mid-job): its chunks
+    fit the trained model and the merge reports no refining, instead of failing."""
+    from gsnn_edges.service.results import load_metrics
+    from gsnn_edges.service.runner import run_job
+
+    job, chunks = _staged(ctx, queue, job_inputs)
+    _, _, _, key = _staged_states(ctx, job)
+    ctx.store.path(key("confirm_model")).unlink()
+    metrics = ctx.store.read_json(key("metrics"))
+    ctx.store.write_json(key("metrics"), {**metrics, "confirm": None})
+    queue.clear()
+    assert [run_job(ctx, c) for c in chunks] == ["succeeded"] * 2
+    assert get_job(ctx, "t1", job.id).status == "succeeded"
+    confirm = load_metrics(ctx, "t1", job.id)["confirm"]
+    assert confirm["refine_epochs"] == 0 and confirm["base_test_loss"] is None
+    assert len(_confirmed_rows(ctx, job.id)) == 5
 
 
 @pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
