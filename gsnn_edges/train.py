@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,6 +115,16 @@ def _resolve_validation(graph: GSNNGraph, spec: TrainSpec) -> tuple[GSNNGraph, l
     return graph, [tuple(e) for e in (v.edges or [])]
 
 
+def _shuffled_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(x, y)`` batches in an order drawn from ``gen``."""
+    order = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    for start in range(0, x.shape[0], batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]
+
+
 def _run_epoch(
     model: GSNN,
     reg: MagnitudeEdgeRegressor,
@@ -127,12 +137,8 @@ def _run_epoch(
     """One pass over the training set in the seed's call order; returns mean losses."""
     model.train()
     reg.train()
-    n = split.x_train.shape[0]
-    order = torch.randperm(n, generator=gen).to(split.x_train.device)
     total = aux_total = aux_seconds = 0.0
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
-        x, y = split.x_train[idx], split.y_train[idx]
+    for x, y in _shuffled_batches(split.x_train, split.y_train, batch_size, gen):
         opt.zero_grad(set_to_none=True)
         reg.pre_forward()
         loss = torch.nn.functional.mse_loss(model(x), y)
@@ -144,8 +150,9 @@ def _run_epoch(
         if reg_schedule is not None:
             reg_schedule.step()
         opt.step()
-        total += float(loss.detach()) * len(idx)
-        aux_total += aux["aux_loss"] * len(idx)
+        total += float(loss.detach()) * len(x)
+        aux_total += aux["aux_loss"] * len(x)
+    n = split.x_train.shape[0]
     return total / n, aux_total / n, aux_seconds
 
 
@@ -470,16 +477,13 @@ def refine_for_confirmation(
     t = setup.spec.training
     opt = adamw(refined.parameters(), lr=t.lr)
     gen = torch.Generator().manual_seed(t.seed)
-    x, y = setup.split.x_train, setup.split.y_train
     refined.train()
     for epoch in range(1, epochs + 1):
         if should_stop and should_stop():
             raise TrainingCancelled(f"cancelled before the confirmation's refining epoch {epoch}")
-        order = torch.randperm(x.shape[0], generator=gen).to(x.device)
-        for start in range(0, x.shape[0], t.batch_size):
-            idx = order[start : start + t.batch_size]
+        for x, y in _shuffled_batches(setup.split.x_train, setup.split.y_train, t.batch_size, gen):
             opt.zero_grad(set_to_none=True)
-            torch.nn.functional.mse_loss(refined(x[idx]), y[idx]).backward()
+            torch.nn.functional.mse_loss(refined(x), y).backward()
             opt.step()
     return refined.eval()
 

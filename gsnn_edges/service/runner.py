@@ -244,19 +244,15 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
     replicas of) a job and confirm its candidates, in this process or by handing them to
     chunk jobs (then None: the job is staged), or merge a staged job's chunks. Returns
     the device."""
-    from gsnn_edges.graph import GSNNGraph
-    from gsnn_edges.spec import TrainSpec
-    from gsnn_edges.train import RunSetup, assemble, confirmation_base, train_replica
+    from gsnn_edges.train import assemble, confirmation_base, train_replica
 
-    graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
-    data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
-    spec = TrainSpec.from_dict(job.spec)
     on_epoch, should_stop = _callbacks(ctx, job.id, token)
     # cancelled between claim and start: end cancelled before the setup, whose
     # spec/data/device errors would otherwise turn the job failed (its own check is later)
     if should_stop():
         raise _cancelled()
-    setup = RunSetup.prepare(graph, data, spec)
+    setup = job_setup(ctx, job)
+    spec = setup.spec
     if job.confirm_chunk is not None:
         return _fit_chunk(ctx, job, setup, token)
     if job.staged_attempt is not None:
@@ -280,6 +276,18 @@ def _train_and_store(ctx: ServiceContext, job: Job, token: str) -> str | None:
         _stage_confirmation(ctx, job, setup, result, base, token)
         return None
     return result.device
+
+
+def job_setup(ctx: ServiceContext, job: Job) -> Any:
+    """The :class:`~gsnn_edges.train.RunSetup` of ``job``: its stored graph, dataset and
+    spec, split and checked as its run sees them."""
+    from gsnn_edges.graph import GSNNGraph
+    from gsnn_edges.spec import TrainSpec
+    from gsnn_edges.train import RunSetup
+
+    graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
+    data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
+    return RunSetup.prepare(graph, data, TrainSpec.from_dict(job.spec))
 
 
 def _stage_confirmation(

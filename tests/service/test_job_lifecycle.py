@@ -466,30 +466,24 @@ def _staged(ctx, queue, job_inputs):
         return job, [c.id for c in repo.chunk_jobs(s, job.id)]
 
 
-def _staged_states(ctx, job):
-    """The staged trained and refined model states of a staged job, and its setup."""
-    from gsnn_edges.graph import GSNNGraph
-    from gsnn_edges.service.graphs import graph_content
-    from gsnn_edges.spec import TrainSpec
-    from gsnn_edges.train import RunSetup
-
+def _staged_key(ctx, job):
+    """``what -> the staged job's file key``."""
     job = get_job(ctx, "t1", job.id)
-    key = lambda what: ctx.store.job_key(job.id, what, job.staged_attempt)
-    load = lambda what: torch.load(io.BytesIO(ctx.store.read_bytes(key(what))), weights_only=True)
-    graph = GSNNGraph.from_json(graph_content(ctx, job.graph_id))
-    data = ctx.store.read_parquet(ctx.store.dataset_key(job.dataset_id))
-    setup = RunSetup.prepare(graph, data, TrainSpec.from_dict(job.spec))
-    return load("model"), load("confirm_model"), setup, key
+    return lambda what: ctx.store.job_key(job.id, what, job.staged_attempt)
 
 
 @pytest.mark.parametrize("settings_update", [{"confirm_chunks": 4}])
 def test_jobs_stage_the_refined_model_their_chunks_fit_on(ctx, queue, job_inputs) -> None:
     """The job refines its trained model once and stages the copy, on the CPU, for its
     chunks: the same state refining the staged trained model gives."""
+    from gsnn_edges.service.runner import job_setup
     from gsnn_edges.train import refine_for_confirmation
 
     job, _ = _staged(ctx, queue, job_inputs)
-    trained, refined, setup, _ = _staged_states(ctx, job)
+    key = _staged_key(ctx, job)
+    load = lambda what: torch.load(io.BytesIO(ctx.store.read_bytes(key(what))), weights_only=True)
+    trained, refined = load("model"), load("confirm_model")
+    setup = job_setup(ctx, get_job(ctx, "t1", job.id))
     model = setup.build_model()
     model.load_state_dict(trained)
     again = refine_for_confirmation(setup, model).state_dict()
@@ -510,7 +504,7 @@ def test_jobs_staged_before_the_refined_model_confirm_on_their_trained_model(
     from gsnn_edges.service.runner import run_job
 
     job, chunks = _staged(ctx, queue, job_inputs)
-    _, _, _, key = _staged_states(ctx, job)
+    key = _staged_key(ctx, job)
     ctx.store.path(key("confirm_model")).unlink()
     metrics = ctx.store.read_json(key("metrics"))
     ctx.store.write_json(key("metrics"), {**metrics, "confirm": None})
