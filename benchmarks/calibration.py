@@ -17,6 +17,13 @@ counted by equivalent set (``confirm_set``: a discovery is true when it or one o
 equivalent sources, ``equivalent_sources``, is a held-out edge: the claim "this edge or
 an equivalent is missing" that held-out prediction can make).
 
+``--min-effects M1 M2 ...`` re-tests the same fits against each ``confirm.min_effect`` M
+(``confirm_at_M``; the edge FDP and, as ``set_fdp``, the equivalent-set one): the paired
+t-test's standard error is recovered from each candidate's effect and p-value
+(``t = (effect - margin) / se``) and the test redone with the other margin, without
+refitting. Run with ``--patch '{"confirm": {"min_effect": 0}}'`` for the margin's whole
+range.
+
     python benchmarks/calibration.py --families benchmark --seeds 0 1 2 --top 50
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +42,7 @@ from gsnn_edges.experiment import run_experiment
 from gsnn_edges.inference.confirm import confirm_edges, set_covers
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
+from gsnn_edges.metrics import bh_qvalues
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
 from gsnn_edges.train import RunSetup, refine_for_confirmation, train_joint
 
@@ -43,22 +52,54 @@ ALPHA = 0.1
 Q_COLUMNS = {"screen": "q_value", "confirm": "confirm_q_value", "confirm_set": "confirm_q_value"}
 
 
-def discoveries(edges: pd.DataFrame, truth: set[tuple[str, str]], graph) -> dict:
+def retested_q(cand: pd.DataFrame, confirm: dict, n_outputs: int, min_effect: float) -> np.ndarray:
+    """``confirm_q_value`` of the candidates ``cand`` had their confirmation tested against
+    ``min_effect`` instead of the run's (``confirm``: its ``metrics.confirm``): the same
+    effects and standard errors, the shifted one-sided t-test, BH over the confirmed."""
+    q = np.full(len(cand), np.nan)
+    done = cand.confirmed.to_numpy(bool)
+    effect, p = cand.effect.to_numpy(float)[done], cand.confirm_p_value.to_numpy(float)[done]
+    dof, margin = confirm["heldout_rows"] - 1, min_effect / n_outputs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = (effect - confirm["effect_margin"]) / stats.t.isf(p, dof)
+        new = stats.t.sf((effect - margin) / se, dof)
+    # p of 0 (beyond float range), 0.5 (effect at the run's margin) or 1 (constant rows):
+    # decided by the effect's side of the margin
+    new = np.where(np.isfinite(new) & (se > 0), new, np.where(effect > margin, 0.0, 1.0))
+    q[done] = bh_qvalues(new)
+    return q
+
+
+def discoveries(
+    edges: pd.DataFrame,
+    truth: set[tuple[str, str]],
+    graph,
+    confirm: dict | None = None,
+    min_effects: Sequence[float] = (),
+) -> dict:
     """Per q column: discoveries at q < ALPHA among candidates, and how many are true
     (``confirm_set``: how many cover a true edge with their equivalents in ``graph``, the
-    graph the model trained on)."""
+    graph the model trained on); ``confirm_at_M``: the confirmation re-tested at each of
+    ``min_effects`` (:func:`retested_q`; ``confirm``: the run's ``metrics.confirm``)."""
     cand = edges.loc[~edges.has_edge.to_numpy(bool)]
     pairs = list(zip(cand.src_func.astype(str), cand.dst_func.astype(str), strict=True))
     is_true = np.array([p in truth for p in pairs], dtype=bool)
+    columns = {name: cand[col].to_numpy(float) for name, col in Q_COLUMNS.items()}
+    for m in min_effects:
+        columns[f"confirm_at_{m:g}"] = retested_q(cand, confirm, graph.n_output, m)
     out = {}
-    for name, col in Q_COLUMNS.items():
-        hit = (cand[col].to_numpy(float) < ALPHA) & ~np.isnan(cand[col].to_numpy(float))
+    for name, qv in columns.items():
+        hit = (qv < ALPHA) & ~np.isnan(qv)
         true = is_true
         if name == "confirm_set":
             true = np.zeros(len(cand), dtype=bool)
             true[hit] = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
         n, tp = int(hit.sum()), int((hit & true).sum())
+        if name.startswith("confirm_at"):
+            covers = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
+            out[name] = {"set_fdp": float(np.mean(~covers)) if n else 0.0}
         out[name] = {
+            **out.get(name, {}),
             "discoveries": n,
             "true": tp,
             "false": n - tp,
@@ -77,7 +118,8 @@ def model_null(result, data: pd.DataFrame, graph, spec, top: int, seed: int) -> 
     is exactly right and no added edge can improve prediction. Candidates are the score
     test's top ``top`` on the training rows, as the service would screen them; they are
     confirmed on the model refined on the redrawn training rows
-    (``confirm.refine_epochs`` of ``spec``), as the service confirms."""
+    (``confirm.refine_epochs`` of ``spec``) and tested against its ``confirm.min_effect``,
+    as the service confirms."""
     setup = RunSetup.prepare(graph, data, spec)
     s, model = setup.split, result.model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -95,7 +137,15 @@ def model_null(result, data: pd.DataFrame, graph, spec, top: int, seed: int) -> 
     order = np.argsort(-q, axis=None)[:top]
     pairs = np.stack(np.unravel_index(order, q.shape), 1)
     base = refine_for_confirmation(setup, model)
-    c = confirm_edges(base, graph, pairs, batches, split.x_test, split.y_test)
+    c = confirm_edges(
+        base,
+        graph,
+        pairs,
+        batches,
+        split.x_test,
+        split.y_test,
+        min_effect=spec.confirm.min_effect,
+    )
     return {
         "discoveries": int((c.q_values < ALPHA).sum()),
         "ks": float(stats.kstest(c.p_values, "uniform").statistic),
@@ -110,6 +160,7 @@ def one_seed(
     width: int | None = None,
     rows: int = 2000,
     patch: dict | None = None,
+    min_effects: Sequence[float] = (),
 ) -> dict:
     """One run; ``width`` resizes the benchmark family (SPEC section 6: 25), ``rows`` are
     the training rows simulated (plus the test share), ``patch`` spec blocks merged into
@@ -138,13 +189,13 @@ def one_seed(
         "confirm_seconds": result.metrics["confirm"]["seconds"],
         "train_seconds": result.metrics["timing"]["train_seconds"],
         "n_held_out": len(truth),
-        **discoveries(result.edges, truth, bench.partial),
+        **discoveries(result.edges, truth, bench.partial, result.metrics["confirm"], min_effects),
     }
 
 
-def summarise(runs: list[dict], null: bool) -> dict:
+def summarise(runs: list[dict], null: bool, min_effects: Sequence[float] = ()) -> dict:
     out = {}
-    for name in Q_COLUMNS:
+    for name in [*Q_COLUMNS, *(f"confirm_at_{m:g}" for m in min_effects)]:
         fdp = np.array([r[name]["fdp"] for r in runs])
         false = np.array([r[name]["false"] for r in runs])
         row = {
@@ -155,6 +206,8 @@ def summarise(runs: list[dict], null: bool) -> dict:
         }
         if not null and name != "confirm_set":
             row["power_mean"] = float(np.mean([r[name]["power"] for r in runs]))
+        if not null and "set_fdp" in runs[0][name]:
+            row["set_fdp_mean"] = float(np.mean([r[name]["set_fdp"] for r in runs]))
         out[name] = row
     if null:
         disc = np.array([r["model_null"]["discoveries"] for r in runs])
@@ -178,6 +231,13 @@ def main() -> None:
     ap.add_argument("--runs", nargs="+", choices=["missing", "null"], default=["missing", "null"])
     ap.add_argument("--width", type=int, help="width of the benchmark family (default 25)")
     ap.add_argument("--rows", type=int, default=2000, help="training rows simulated")
+    ap.add_argument(
+        "--min-effects",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also re-test the confirmation against each of these confirm.min_effect",
+    )
     add_patch_argument(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -195,7 +255,16 @@ def main() -> None:
             null = kind == "null"
             runs = []
             for seed in args.seeds:
-                r = one_seed(family, seed, args.top, null, args.width, args.rows, args.patch)
+                r = one_seed(
+                    family,
+                    seed,
+                    args.top,
+                    null,
+                    args.width,
+                    args.rows,
+                    args.patch,
+                    args.min_effects,
+                )
                 runs.append(r)
                 cells = "  ".join(
                     f"{n}: {r[n]['true']}/{r[n]['discoveries']} true" for n in Q_COLUMNS
@@ -204,29 +273,31 @@ def main() -> None:
                     f"{family:<17} {kind:<7} seed {seed}  {cells}  ks {r['confirm_ks']}", flush=True
                 )
             report["families"][f"{family}/{kind}"] = {
-                "summary": summarise(runs, null),
+                "summary": summarise(runs, null, args.min_effects),
                 "runs": runs,
             }
             write_json(args.out, report)  # after every block: a long sweep keeps its parts
     print(f"\ntop={args.top}  seeds={args.seeds}  q < {ALPHA}")
     head = (
-        f"{'family/run':<26}{'q':<12}{'disc':>6}{'power':>7}{'FDP':>6}{'FDP<=.2':>8}{'<=1 FD':>7}"
+        f"{'family/run':<26}{'q':<18}{'disc':>6}{'power':>7}{'FDP':>6}{'FDP<=.2':>8}{'<=1 FD':>7}"
     )
-    print(head + f"{'KS':>6}")
+    print(head + f"{'KS':>6}{'set FDP':>8}")
+    names = [*Q_COLUMNS, *(f"confirm_at_{m:g}" for m in args.min_effects)]
     for key, block in report["families"].items():
         s = block["summary"]
-        for name in Q_COLUMNS:
+        for name in names:
             row = s[name]
             power = f"{row['power_mean']:.2f}" if "power_mean" in row else "-"
             ks = f"{s['confirm_ks_mean']:.2f}" if name == "confirm" and s["confirm_ks_mean"] else ""
+            set_fdp = f"{row['set_fdp_mean']:.2f}" if "set_fdp_mean" in row else ""
             print(
-                f"{key:<26}{name:<12}{row['discoveries']:>6.1f}{power:>7}{row['fdp_mean']:>6.2f}"
-                f"{row['seeds_fdp_le_0.2']:>8}{row['seeds_at_most_1_false']:>7}{ks:>6}"
+                f"{key:<26}{name:<18}{row['discoveries']:>6.1f}{power:>7}{row['fdp_mean']:>6.2f}"
+                f"{row['seeds_fdp_le_0.2']:>8}{row['seeds_at_most_1_false']:>7}{ks:>6}{set_fdp:>8}"
             )
         if "model_null" in s:
             mn = s["model_null"]
             print(
-                f"{key:<26}{'model':<12}{mn['discoveries']:>6.1f}{'-':>7}{'':>6}{'':>8}"
+                f"{key:<26}{'model':<18}{mn['discoveries']:>6.1f}{'-':>7}{'':>6}{'':>8}"
                 f"{mn['seeds_at_most_1_false']:>7}{mn['ks_mean']:>6.2f}"
             )
     write_json(args.out, report)

@@ -31,6 +31,10 @@ MAX_TRAINING_EPOCHS = 100_000
 # Epochs the confirmation's base model trains further without dropout (confirm.refine_epochs;
 # chosen among 0, 30, 70 in benchmarks/README.md, "The confirmation's refined base model")
 REFINE_EPOCHS = 30
+# The held-out squared error, summed over outputs, a confirmed edge must remove
+# (confirm.min_effect; chosen in
+# benchmarks/README.md, "The confirmation's minimum effect")
+MIN_EFFECT = 0.005
 # Replicas of one job: each is a full training run (and in the service a worker's task).
 MAX_REPLICAS = 16
 
@@ -159,6 +163,17 @@ class ConfirmSpec(_Block):
         "the stored model are unchanged). The test holds only where the network fits its "
         "graph: an underfitted network lets non-edges improve held-out prediction. 0 "
         "confirms on the trained model as it is.",
+    )
+    min_effect: float = Field(
+        MIN_EFFECT,
+        ge=0.0,
+        le=1.0,
+        description="The held-out squared error an edge must remove to count, summed over "
+        "the outputs (standardised on the training rows, so 0.01 is a hundredth of one "
+        "output's variance). The confirmed p-values test 'removing this edge raises the "
+        "held-out error by more than min_effect', not 'by more than 0': where the network "
+        "fits its graph imperfectly, non-edges improve held-out prediction by tiny "
+        "amounts. 0 tests any improvement.",
     )
 
 

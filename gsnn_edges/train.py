@@ -512,6 +512,8 @@ def confirm_metrics(setup: RunSetup, c: EdgeConfirmation, base: dict, seconds: f
     return {
         "top": setup.spec.confirm.top,
         **base,
+        "min_effect": setup.spec.confirm.min_effect,
+        "effect_margin": c.effect_margin,
         "n_confirmed": int(c.src.size),
         "discoveries_q_0_1": int(discovery.sum()),
         "equivalents": [
@@ -550,6 +552,7 @@ def _confirm(
         setup.training_batches(),
         split.x_test,
         split.y_test,
+        min_effect=setup.spec.confirm.min_effect,
     )
     return c, confirm_metrics(setup, c, facts, time.perf_counter() - t0)
 

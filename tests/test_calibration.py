@@ -1,14 +1,15 @@
 """The confirmation's q-values on a small seeded simulation, end to end through
 ``train_joint`` with the service defaults: nothing confirmed on a complete graph, held-out
-edges confirmed with few false claims when edges are missing.
+edges confirmed with few false discoveries when edges are missing.
 
 The complete graph's false discoveries are the network's misfit, which the confirmation's
-refining epochs (``confirm.refine_epochs``) remove most of (``benchmarks/README.md``,
-"The confirmation's refined base model"). At width 10, ``confirm.top`` 20, the defaults
-gave on the complete graph 1, 0, 2, 0, 3, 0, 2, 1, 0, 0 false discoveries over seeds 0-9;
-with edges missing the set FDP was <= 0.2 in seeds 2, 3, 5, 7 and 8. Both halves hold in
-seeds 3, 5 and 8. A single seed is what a suite test can afford; the benchmark is the
-claim.
+refining epochs (``confirm.refine_epochs``) remove most of, and its minimum effect
+(``confirm.min_effect``) the rest (``benchmarks/README.md``, "The confirmation's refined
+base model" and "The confirmation's minimum effect"). At width 10, ``confirm.top`` 20,
+before the minimum effect the defaults gave on the complete graph 1, 0, 2, 0, 3, 0, 2, 1,
+0, 0 false discoveries over seeds 0-9. With it, and edges missing, seeds 8 / 3 / 5 confirm
+10 / 10 / 16 pairs of which 9 / 8 / 12 are held out (edge FDP 0.1 / 0.2 / 0.25). A single
+seed is what a suite test can afford; the benchmark is the claim.
 """
 
 import numpy as np
@@ -44,12 +45,12 @@ def test_complete_graph_confirms_nothing():
     assert len(_discoveries(result.edges)) == 0
 
 
-def test_missing_edges_are_confirmed_with_set_fdp_at_most_0_2():
+def test_missing_edges_are_confirmed_with_fdp_at_most_0_2():
     bench = converging_tier_graph(WIDTH)
     run = run_experiment(bench, _spec(), n_train=ROWS)
     found = _discoveries(run.result.edges)
     truth = {tuple(e) for e in bench.held_out}
     held = [(s, d) in truth for s, d in zip(found.src_func, found.dst_func, strict=True)]
-    assert sum(held) >= 1
+    assert sum(held) >= 1 and 1 - np.mean(held) <= 0.2
     covers = set_covers(bench.partial, found[["src_idx", "dst_idx"]].to_numpy(), truth)
     assert np.mean(~covers) <= 0.2

@@ -13,7 +13,7 @@ import uvicorn
 from gsnn_edges.cli import main
 from gsnn_edges.client import Client
 from gsnn_edges.service.runner import run_job
-from gsnn_edges.spec import REFINE_EPOCHS
+from gsnn_edges.spec import MIN_EFFECT, REFINE_EPOCHS
 
 from proctools import free_port, make_app
 
@@ -101,7 +101,11 @@ def test_client_verbs_submit_wait_status_and_edges(url, files, frame, capsys, tm
     code, out, _ = _run(capsys, "status", job, *common)
     assert code == 0 and "status   succeeded" in out and "epoch 2/2" in out
     with Client(url, api_key=KEY) as c:  # every block of --spec reached the job
-        assert c.job(job)["spec"]["confirm"] == {"top": 3, "refine_epochs": REFINE_EPOCHS}
+        assert c.job(job)["spec"]["confirm"] == {
+            "top": 3,
+            "refine_epochs": REFINE_EPOCHS,
+            "min_effect": MIN_EFFECT,
+        }
 
     code, out, _ = _run(capsys, "edges", job, *common, "--limit", "3")
     assert code == 0 and len(out.strip().splitlines()) == 4  # header + 3 rows

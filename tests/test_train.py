@@ -133,9 +133,13 @@ def test_train_joint_confirms_the_tables_top_candidates(bench, frame):
     base = refine_for_confirmation(setup, res.model)
     pairs = conf[["src_idx", "dst_idx"]].to_numpy()
     args = (setup.training_batches(), setup.split.x_test, setup.split.y_test)
-    again = confirm_edges(base, setup.graph, pairs, *args)
+    again = confirm_edges(base, setup.graph, pairs, *args, min_effect=spec.confirm.min_effect)
     np.testing.assert_allclose(conf.confirm_p_value, again.p_values, rtol=1e-6)
-    unrefined = confirm_edges(res.model, setup.graph, pairs, *args)
+    assert m["min_effect"] == spec.confirm.min_effect
+    assert m["effect_margin"] == pytest.approx(spec.confirm.min_effect / bench.partial.n_output)
+    unrefined = confirm_edges(
+        res.model, setup.graph, pairs, *args, min_effect=spec.confirm.min_effect
+    )
     assert not np.allclose(conf.confirm_p_value, unrefined.p_values, rtol=1e-3)
     assert m["refine_epochs"] == spec.confirm.refine_epochs > 0
     assert m["base_test_loss"] == pytest.approx(
@@ -306,6 +310,10 @@ def test_train_joint_anneals_the_regressor_lr_over_the_whole_run(bench, frame, s
         (
             {"confirm": {"refine_epochs": -1}},
             "confirm.refine_epochs: Input should be greater than or equal to 0",
+        ),
+        (
+            {"confirm": {"min_effect": -0.001}},
+            "confirm.min_effect: Input should be greater than or equal to 0",
         ),
         # bounds the API and the library once disagreed on: the spec has them once
         (

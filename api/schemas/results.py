@@ -134,6 +134,12 @@ class ConfirmInfo(BaseModel):
         "candidates are tested on; compare test.loss (with replicas: replicas[0].test.loss, "
         "the model refined).",
     )
+    min_effect: float | None = Field(None, description="confirm.min_effect of the spec.")
+    effect_margin: float | None = Field(
+        None,
+        description="What the confirmed p-values test each effect against, in the effect "
+        "column's units (mean over outputs): min_effect / number of outputs.",
+    )
     n_confirmed: int | None = Field(None, description="Candidates confirmed (<= top).")
     discoveries_q_0_1: int | None = Field(
         None, description="Confirmed pairs with confirm_q_value < 0.1."

@@ -87,7 +87,8 @@ def _print_discoveries(run: BenchmarkRun, alpha: float = 0.1) -> None:
         print(
             f"confirmed {c['n_confirmed']} candidates on the model refined {c['refine_epochs']} "
             f"more epochs (test loss {run.result.metrics['test']['loss']:.4f} -> "
-            f"{c['base_test_loss']:.4f}), {c['seconds']:.1f} s"
+            f"{c['base_test_loss']:.4f}), each tested for an effect > {c['effect_margin']:.2e} "
+            f"(min_effect {c['min_effect']:g} over the outputs), {c['seconds']:.1f} s"
         )
 
 

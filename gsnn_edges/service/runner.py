@@ -405,7 +405,12 @@ def _merge_chunks(ctx: ServiceContext, job: Job, setup: Any, token: str, on_epoc
     on_epoch({**(job.progress or {}), "confirm_chunks_done": len(chunks)})
     staged = lambda what: ctx.store.job_key(job.id, what, job.staged_attempt)
     t0 = time.perf_counter()
-    c = judge(setup.graph, ctx.store.read_npy(staged("confirm_pairs")), VariantFits.concat(parts))
+    c = judge(
+        setup.graph,
+        ctx.store.read_npy(staged("confirm_pairs")),
+        VariantFits.concat(parts),
+        setup.spec.confirm.min_effect,
+    )
     metrics = ctx.store.read_json(staged("metrics"))
     seconds += time.perf_counter() - t0
     # the base model's facts, staged with it (none from before confirm_model existed)

@@ -15,7 +15,7 @@ from gsnn_edges.client import unquote_csv_names
 from gsnn_edges.service.results import result_key
 from gsnn_edges.service.runner import run_job
 from gsnn_edges.service.settings import LOCAL_TENANT
-from gsnn_edges.spec import REFINE_EPOCHS
+from gsnn_edges.spec import MIN_EFFECT, REFINE_EPOCHS
 
 import references
 from apihelpers import assert_problem, job_body, upload
@@ -143,7 +143,11 @@ def test_results_confirmed_columns_and_filter(client, queue, graph_id, dataset_i
     max_confirm_q_value filters on them, and the status and metrics report the stage."""
     body = job_body(graph_id, dataset_id, confirm={"top": 6})
     job = client.post("/v1/jobs", json=body).json()
-    assert job["spec"]["confirm"] == {"top": 6, "refine_epochs": REFINE_EPOCHS}
+    assert job["spec"]["confirm"] == {
+        "top": 6,
+        "refine_epochs": REFINE_EPOCHS,
+        "min_effect": MIN_EFFECT,
+    }
     ctx = client.app.state.ctx
     chunks = ctx.settings.confirm_chunks
     if chunks == 1:

@@ -131,11 +131,42 @@ def test_variants_train_side_by_side_as_they_would_alone(bench):
 def test_paired_t_against_scipy():
     d = np.random.default_rng(1).normal(0.1, 1.0, size=(3, 30))
     d[2] = 0.0  # an edge that changed nothing
-    mean, p = confirm_mod._paired_t(d)
-    for k in range(2):
-        ref = stats.ttest_1samp(d[k], 0.0, alternative="greater").pvalue
-        assert p[k] == pytest.approx(ref) and mean[k] == pytest.approx(d[k].mean())
-    assert p[2] == 1.0
+    for margin in (0.0, 0.05):
+        mean, p = confirm_mod._paired_t(d, margin)
+        for k in range(2):
+            ref = stats.ttest_1samp(d[k], margin, alternative="greater").pvalue
+            assert p[k] == pytest.approx(ref) and mean[k] == pytest.approx(d[k].mean())
+        assert p[2] == 1.0
+
+
+def test_judge_tests_each_effect_against_min_effect(bench):
+    """min_effect moves the null from 'no improvement' to 'an improvement of at most
+    min_effect' (summed over outputs): the same fits, the same effects, p-values of the
+    paired t-test shifted by min_effect / n_outputs; an edge whose effect lies below the
+    margin is no longer significant."""
+    model, g = _model(bench, seed=1)
+    torch.manual_seed(0)
+    x = torch.randn(400, model.n_inputs)
+    theta_true = torch.zeros(1, 2)
+    theta_true[0] = 1.5
+    with torch.no_grad():
+        y = _run(model, x, PAIRS[:1], theta_true) + 0.05 * torch.randn(400, model.n_outputs)
+    train = [(x[i : i + 50], y[i : i + 50]) for i in range(0, 300, 50)]
+    fit = confirm_mod.fit_variants(model, g, PAIRS, range(len(PAIRS) + 1), train, x[300:], y[300:])
+    plain = confirm_mod.judge(g, PAIRS, fit)
+    assert plain.effect_margin == 0.0 and plain.q_values[0] < 0.01
+    margin = 2.0 * float(plain.effect[0])  # above the planted edge's own effect
+    # min_effect sums over the outputs; effect averages over them
+    strict = confirm_mod.judge(g, PAIRS, fit, min_effect=margin * model.n_outputs)
+    assert strict.effect_margin == pytest.approx(margin)
+    np.testing.assert_array_equal(strict.effect, plain.effect)
+    d = fit.losses[1:] - fit.losses[:1]
+    for m in range(len(PAIRS)):
+        ref = stats.ttest_1samp(d[m], margin, alternative="greater").pvalue
+        assert strict.p_values[m] == pytest.approx(ref)
+    assert strict.p_values[0] > 0.5 and (strict.p_values >= plain.p_values).all()
+    with pytest.raises(ValueError, match="min_effect"):
+        confirm_mod.judge(g, PAIRS, fit, min_effect=-1e-3)
 
 
 def test_confirm_edges_finds_a_planted_edge(bench):

@@ -449,7 +449,7 @@ def test_jobs_confirmation_fans_out_to_chunk_jobs_and_merges_as_one_process(
             assert fanned[pair][col] == pytest.approx(row[col], abs=0.02), (pair, col)
         assert fanned[pair]["equivalents"] == row["equivalents"]
     same = ("n_confirmed", "discoveries_q_0_1", "train_rows", "heldout_rows", "equivalents")
-    for key in (*same, "refine_epochs"):
+    for key in (*same, "refine_epochs", "min_effect", "effect_margin"):
         assert fanned_info[key] == alone_info[key]
     # the chunks fitted on the refined model the job staged, which the one process refines
     # alike
