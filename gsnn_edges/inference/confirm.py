@@ -87,7 +87,6 @@ from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
 from gsnn_edges.graph import FF, Edge, GraphData, index_array, input_ancestry, pair_indices
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
-    node_sums,
     probe_mode,
     uniform_group_size,
 )
@@ -395,27 +394,37 @@ class _CandidateEdges:
         self.model, self.src = model, src
         self.groups, self.n_nodes = model.channel_groups, model.n_function
         self.size = uniform_group_size(self.groups, self.n_nodes)
-        self.onehot_dst = torch.nn.functional.one_hot(dst, self.n_nodes).float()  # [M, N]
+        # [N, M]: scatters the candidates' terms onto their destinations
+        self.onehot_dst_t = torch.nn.functional.one_hot(dst, self.n_nodes).float().t().contiguous()
         self.n_pairs = len(model.ResBlocks) - 1
 
     def predict(self, x: Tensor, thetas: Tensor) -> Tensor:
         """The model's outputs ``[k, n, n_out]`` for rows ``x`` ``[n, n_inputs]`` with the
         candidates added at each of ``k`` weight variants ``thetas`` ``[k, M, P]``, as one
-        batch of ``k * n`` rows (variant-major); the caller holds :func:`probe_mode`."""
+        batch of ``k * n`` rows (variant-major); the caller holds :func:`probe_mode`.
+
+        The shift is built channel-major (``[C, k n]``, the layout the blocks compute in)
+        and handed over as its ``[k n, C]`` view: a row-major shift made the block's
+        ``z + shift`` and its nonlinearity run on mixed strides, which took 40% of a fit
+        step (``benchmarks/README.md``, "Implementation choices")."""
         k, n = thetas.shape[0], x.shape[0]
+        m = self.src.numel()
 
         def shift(layer: int) -> Tensor | None:
             if layer == 0:
                 return None
-            h = self.model.ResBlocks[layer - 1]._last_activation  # [k * n, C]
-            t = node_sums(h, self.groups, self.n_nodes, self.size)
-            t = t.view(k, n, self.n_nodes)[..., self.src]  # [k, n, M]
-            node_add = (t * thetas[:, None, :, layer - 1]) @ self.onehot_dst  # [k, n, N]
+            h = self.model.ResBlocks[layer - 1]._last_activation.t()  # [C, k * n]
+            if self.size is not None:
+                t = h.view(self.n_nodes, self.size, -1)[self.src].sum(1)  # [M, k * n]
+            else:
+                t = h.new_zeros(self.n_nodes, h.shape[1]).index_add_(0, self.groups, h)[self.src]
+            w = thetas[:, :, layer - 1].t()  # [M, k]
+            node_add = self.onehot_dst_t @ (t.view(m, k, n) * w[:, :, None]).view(m, -1)
             if self.size is not None:  # node i's channels i*c..(i+1)*c-1: a broadcast,
                 # whose backward is a sum where index_select's is a scatter
-                shape = (k, n, self.n_nodes, self.size)
-                return node_add.unsqueeze(-1).expand(shape).reshape(k * n, -1)
-            return node_add.index_select(2, self.groups).reshape(k * n, -1)
+                shape = (self.n_nodes, self.size, k * n)
+                return node_add.unsqueeze(1).expand(shape).reshape(-1, k * n).t()
+            return node_add.index_select(0, self.groups).t()
 
         return self.model(x.repeat(k, 1), pre_norm_shift=shift).view(k, n, -1)
 

@@ -81,6 +81,10 @@ def test_variant_losses_match_edges_written_out(bench):
     with torch.no_grad():
         torch.testing.assert_close(got[0], (_run(model, x) - y).square().mean(1))
     assert all(b._last_activation is None and not b._store_activations for b in model.ResBlocks)
+    # the segment-sum path (channel groups of unequal size) on the same groups
+    assert edges.size == model.channels
+    edges.size = None
+    torch.testing.assert_close(confirm_mod._losses(edges, thetas, x, y, chunk_rows=18), got)
 
 
 def test_fit_is_adam_on_the_edges_written_out(bench):
