@@ -3,6 +3,7 @@ import json
 import pandas as pd
 
 from gsnn_edges.cli import main
+from gsnn_edges.spec import MIN_EFFECT, REFINE_EPOCHS
 
 
 def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
@@ -28,7 +29,13 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     candidates = int((~edges.has_edge).sum())
     assert metrics["confirm"]["n_confirmed"] == min(50, candidates) == edges.confirmed.sum()
     base = f"{metrics['test']['loss']:.4f} -> {metrics['confirm']['base_test_loss']:.4f}"
-    assert f"candidates on the model refined 30 more epochs (test loss {base})" in text
+    c = metrics["confirm"]
+    assert c["min_effect"] == MIN_EFFECT and c["effect_margin"] == MIN_EFFECT / 5  # 5 outputs
+    assert (
+        f"candidates on the model refined {REFINE_EPOCHS} more epochs (test loss {base}), "
+        f"each tested for an effect > {c['effect_margin']:.2e} (min_effect {MIN_EFFECT:g} "
+        "over the outputs)"
+    ) in text
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
