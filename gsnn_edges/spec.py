@@ -29,8 +29,9 @@ CONFIRM_CHUNK_BYTES = 256 * 2**20
 # Epochs of one job (training.epochs)
 MAX_TRAINING_EPOCHS = 100_000
 # Epochs the confirmation's base model trains further without dropout (confirm.refine_epochs;
-# chosen among 0, 30, 70 in benchmarks/README.md, "The confirmation's refined base model")
-REFINE_EPOCHS = 30
+# chosen among 0, 15, 30, 70 in benchmarks/README.md, "The confirmation's refined base
+# model" and "The confirmation's minimum effect")
+REFINE_EPOCHS = 15
 # The held-out squared error, summed over outputs, a confirmed edge must remove
 # (confirm.min_effect; chosen in
 # benchmarks/README.md, "The confirmation's minimum effect")
