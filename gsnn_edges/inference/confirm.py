@@ -406,8 +406,9 @@ class _CandidateEdges:
 
         The shift is built channel-major (``[C, k n]``, the layout the blocks compute in)
         and handed over as its ``[k n, C]`` view: a row-major shift made the block's
-        ``z + shift`` and its nonlinearity run on mixed strides, which took 40% of a fit
-        step (``benchmarks/README.md``, "Implementation choices")."""
+        ``z + shift`` and its nonlinearity run on mixed strides (with the copies, 62% of
+        a fit step's profile; the fit now takes 0.66x the time: ``benchmarks/README.md``,
+        "Implementation choices")."""
         k, n = thetas.shape[0], x.shape[0]
         m = self.src.numel()
 
