@@ -39,7 +39,7 @@ import torch
 from scipy import stats
 
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.inference.confirm import confirm_edges, set_covers
+from gsnn_edges.inference.confirm import confirm_edges, effect_margin, set_covers
 from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
 from gsnn_edges.metrics import bh_qvalues
@@ -52,14 +52,14 @@ ALPHA = 0.1
 Q_COLUMNS = {"screen": "q_value", "confirm": "confirm_q_value", "confirm_set": "confirm_q_value"}
 
 
-def retested_q(cand: pd.DataFrame, confirm: dict, n_outputs: int, min_effect: float) -> np.ndarray:
+def retested_q(cand: pd.DataFrame, confirm: dict, graph, min_effect: float) -> np.ndarray:
     """``confirm_q_value`` of the candidates ``cand`` had their confirmation tested against
     ``min_effect`` instead of the run's (``confirm``: its ``metrics.confirm``): the same
     effects and standard errors, the shifted one-sided t-test, BH over the confirmed."""
     q = np.full(len(cand), np.nan)
     done = cand.confirmed.to_numpy(bool)
     effect, p = cand.effect.to_numpy(float)[done], cand.confirm_p_value.to_numpy(float)[done]
-    dof, margin = confirm["heldout_rows"] - 1, min_effect / n_outputs
+    dof, margin = confirm["heldout_rows"] - 1, effect_margin(graph, min_effect)
     with np.errstate(divide="ignore", invalid="ignore"):
         se = (effect - confirm["effect_margin"]) / stats.t.isf(p, dof)
         new = stats.t.sf((effect - margin) / se, dof)
@@ -86,20 +86,20 @@ def discoveries(
     is_true = np.array([p in truth for p in pairs], dtype=bool)
     columns = {name: cand[col].to_numpy(float) for name, col in Q_COLUMNS.items()}
     for m in min_effects:
-        columns[f"confirm_at_{m:g}"] = retested_q(cand, confirm, graph.n_output, m)
+        columns[f"confirm_at_{m:g}"] = retested_q(cand, confirm, graph, m)
     out = {}
     for name, qv in columns.items():
         hit = (qv < ALPHA) & ~np.isnan(qv)
-        true = is_true
-        if name == "confirm_set":
-            true = np.zeros(len(cand), dtype=bool)
-            true[hit] = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
+        covers = np.zeros(len(cand), dtype=bool)  # a discovery or an equivalent is true
+        if name != "screen":  # hundreds of screening discoveries; their sets are not counted
+            covers[hit] = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
+        true = covers if name == "confirm_set" else is_true
         n, tp = int(hit.sum()), int((hit & true).sum())
+        extra = {}
         if name.startswith("confirm_at"):
-            covers = set_covers(graph, cand.loc[hit, ["src_idx", "dst_idx"]].to_numpy(), truth)
-            out[name] = {"set_fdp": float(np.mean(~covers)) if n else 0.0}
+            extra["set_fdp"] = float(1 - covers[hit].mean()) if n else 0.0
         out[name] = {
-            **out.get(name, {}),
+            **extra,
             "discoveries": n,
             "true": tp,
             "false": n - tp,

@@ -87,6 +87,7 @@ from gsnn_edges.edge_columns import CONFIRM_COLUMNS, UNCONFIRMED
 from gsnn_edges.graph import FF, Edge, GraphData, index_array, input_ancestry, pair_indices
 from gsnn_edges.inference.magnitudes import (
     check_probe_model,
+    node_sums,
     probe_mode,
     uniform_group_size,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "EdgeConfirmation",
     "VariantFits",
     "confirm_edges",
+    "effect_margin",
     "equivalent_sources",
     "fit_variants",
     "judge",
@@ -328,6 +330,14 @@ def fit_variants(
     )
 
 
+def effect_margin(data: GraphData, min_effect: float) -> float:
+    """``min_effect`` (held-out squared error summed over the outputs) in ``effect``'s
+    units, which average over the outputs: ``min_effect / n_outputs``."""
+    if not min_effect >= 0.0:
+        raise ValueError(f"min_effect is a held-out squared error >= 0, got {min_effect}")
+    return float(min_effect) / len(data.node_names_dict["output"])
+
+
 def judge(
     data: GraphData, pairs: np.ndarray, fit: VariantFits, min_effect: float = 0.0
 ) -> EdgeConfirmation:
@@ -340,10 +350,8 @@ def judge(
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if not np.array_equal(fit.variants, np.arange(len(pairs) + 1)):
         raise ValueError(f"the fits hold variants {fit.variants.tolist()}, not 0..{len(pairs)}")
-    if not min_effect >= 0.0:
-        raise ValueError(f"min_effect is a held-out squared error >= 0, got {min_effect}")
+    margin = effect_margin(data, min_effect)
     d = fit.losses[1:] - fit.losses[:1]  # loss without candidate m minus loss with all
-    margin = min_effect / len(data.node_names_dict["output"])
     effect, p = _paired_t(d, margin)
     return EdgeConfirmation(
         src=pairs[:, 0].copy(),
@@ -355,7 +363,7 @@ def judge(
         n_train_rows=fit.n_train_rows,
         n_heldout_rows=fit.losses.shape[1],
         equivalent=equivalent_sources(data, pairs),
-        effect_margin=float(margin),
+        effect_margin=margin,
     )
 
 
@@ -416,10 +424,8 @@ class _CandidateEdges:
             if layer == 0:
                 return None
             h = self.model.ResBlocks[layer - 1]._last_activation.t()  # [C, k * n]
-            if self.size is not None:
-                t = h.view(self.n_nodes, self.size, -1)[self.src].sum(1)  # [M, k * n]
-            else:
-                t = h.new_zeros(self.n_nodes, h.shape[1]).index_add_(0, self.groups, h)[self.src]
+            t = node_sums(h, self.groups, self.n_nodes, self.size, channels_first=True)
+            t = t[self.src]  # [M, k * n]
             w = thetas[:, :, layer - 1].t()  # [M, k]
             node_add = self.onehot_dst_t @ (t.view(m, k, n) * w[:, :, None]).view(m, -1)
             if self.size is not None:  # node i's channels i*c..(i+1)*c-1: a broadcast,

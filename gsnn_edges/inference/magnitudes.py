@@ -164,16 +164,25 @@ def probe_mode(model: nn.Module) -> Iterator[None]:
             block.clear_activations()
 
 
-def node_sums(a: Tensor, channel_groups: Tensor, n_nodes: int, group_size: int | None) -> Tensor:
+def node_sums(
+    a: Tensor,
+    channel_groups: Tensor,
+    n_nodes: int,
+    group_size: int | None,
+    channels_first: bool = False,
+) -> Tensor:
     """Signed sum of ``a`` over each node's channels (a reshape for uniform groups, a
     segment sum otherwise).
 
     Shapes:
-        a: ``[..., C]`` -> ``[..., N]``.
+        a: ``[..., C]`` -> ``[..., N]``; with ``channels_first``, ``[C, ...]`` -> ``[N, ...]``
+        (the layout the GSNN's blocks compute in).
     """
+    dim = 0 if channels_first else a.dim() - 1
     if group_size is not None:
-        return a.reshape(*a.shape[:-1], n_nodes, group_size).sum(-1)
+        return a.unflatten(dim, (n_nodes, group_size)).sum(dim + 1)
     # index_add_ rather than PyG's scatter, which is as fast within noise (4% slower:
     # benchmarks/pyg_utils.py)
-    out = a.new_zeros(*a.shape[:-1], n_nodes)
-    return out.index_add_(-1, channel_groups, a)
+    shape = list(a.shape)
+    shape[dim] = n_nodes
+    return a.new_zeros(shape).index_add_(dim, channel_groups, a)

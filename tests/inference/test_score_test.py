@@ -112,3 +112,9 @@ def test_node_sums_segment_path_matches_reshape_path():
     assert torch.allclose(got[:, 0], b[:, 0] + b[:, 4]) and torch.allclose(
         got[:, 2], b[:, 1:3].sum(1)
     )
+    # channels first (the blocks' own layout): the same sums along axis 0, both paths
+    for size, g in ((3, groups), (None, groups)):
+        torch.testing.assert_close(
+            node_sums(a.permute(2, 0, 1), g, 4, size, True), fast.permute(2, 0, 1)
+        )
+    torch.testing.assert_close(node_sums(b.t(), uneven, 3, None, channels_first=True), got.t())
