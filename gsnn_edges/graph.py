@@ -513,27 +513,56 @@ def index_array(edge_index: Any) -> np.ndarray:
     return np.asarray(edge_index, dtype=np.int64)
 
 
-def input_ancestry(graph: GraphData) -> np.ndarray:
-    """Which inputs reach each function node through the graph: bool ``[N_function,
-    N_input]``. A GSNN node's activations are a function of exactly these inputs, so two
-    nodes with equal rows carry the same information about the inputs. One sparse
-    product per topological level (the function -> function edges are acyclic).
-    """
+def _reach(parents: Any, start: np.ndarray) -> np.ndarray:
+    """Fixed point of ``reach = start | parents @ reach`` (bool ``[n, k]``), loops or not
+    (a topological order would refuse them). ``parents``: sparse ``[n, n]``, ``[child,
+    parent]``. One sparse product per path length over the entries that step added, so
+    each entry is propagated once: a chain of 2,000 nodes costs what its 2M entries do."""
+    from scipy import sparse
+
+    reach = start.astype(bool)
+    rows, cols = np.nonzero(reach)
+    while rows.size:  # a loop over path lengths, not nodes
+        frontier = sparse.csr_matrix(
+            (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=reach.shape
+        )
+        step = (parents @ frontier).tocoo()
+        new = ~reach[step.row, step.col]
+        rows, cols = step.row[new], step.col[new]
+        reach[rows, cols] = True
+    return reach
+
+
+def _parents(graph: GraphData) -> Any:
     from scipy import sparse
 
     n_f = len(graph.node_names_dict["function"])
+    ff = index_array(graph.edge_index_dict[FF])
+    return sparse.csr_matrix(
+        (np.ones(ff.shape[1], dtype=np.float32), (ff[1], ff[0])), shape=(n_f, n_f)
+    )  # [child, parent]; repeated edges sum, which only the sign of a product reads
+
+
+def input_ancestry(graph: GraphData) -> np.ndarray:
+    """Which inputs reach each function node through the graph: bool ``[N_function,
+    N_input]``. A GSNN node's activations are a function of exactly these inputs, so two
+    nodes with equal rows carry the same information about the inputs. Feedback loops
+    are allowed (a node on one reaches what the whole loop reaches).
+    """
+    n_f = len(graph.node_names_dict["function"])
     n_in = len(graph.node_names_dict["input"])
     inp = index_array(graph.edge_index_dict[EDGE_TYPES[0]])
-    ff = index_array(graph.edge_index_dict[FF])
-    reach = np.zeros((n_f, n_in), dtype=np.float32)
-    reach[inp[1], inp[0]] = 1.0
-    parents = sparse.csr_matrix(
-        (np.ones(ff.shape[1], dtype=np.float32), (ff[1], ff[0])), shape=(n_f, n_f)
-    )  # [child, parent]
-    names = graph.node_names_dict["function"]
-    for level in topological_levels(n_f, ff, names)[1:]:  # level 0 has no function parent
-        reach[level] = np.minimum(reach[level] + parents[level] @ reach, 1.0)  # not path counts
-    return reach > 0
+    direct = np.zeros((n_f, n_in), dtype=bool)
+    direct[inp[1], inp[0]] = True
+    return _reach(_parents(graph), direct)
+
+
+def function_descendants(graph: GraphData) -> np.ndarray:
+    """Bool ``[N_function, N_function]``: ``[j, k]`` when a path of one or more function
+    -> function edges leads from ``j`` to ``k`` (``[j, j]`` only on a feedback loop)."""
+    parents = _parents(graph)
+    # reach from the parent side: [k, j] = j is an ancestor of k, transposed
+    return _reach(parents, parents.toarray() > 0).T.copy()
 
 
 def split_edges(

@@ -149,9 +149,10 @@ class ConfirmSpec(_Block):
         0,
         ge=0,
         le=CONFIRM_MAX_TOP,
-        description="Candidates (by score, not in the graph) added to the trained GSNN "
-        "(a copy refined refine_epochs more), fitted on the training rows and tested on "
-        "the held-out test rows; their "
+        description="Candidates (by score, not in the graph; a pair whose reverse scores "
+        "higher is passed over: held-out prediction cannot orient a pair) added to the "
+        "trained GSNN (a copy refined refine_epochs more), fitted on the training rows and "
+        "tested on the held-out test rows; their "
         "confirm_p_value / confirm_q_value / effect columns answer 'does this edge improve "
         "held-out prediction'. 0 (default) disables; needs training.test_fraction > 0.",
     )

@@ -68,3 +68,14 @@ def named_metrics(S, in_graph, names, positives, exclude=()) -> dict[str, float]
     neg[tuple(excl.T)] = False
     raw, _ = ranks(S, in_graph, pos, excl)
     return {"auc": auc(S[tuple(pos.T)], S[neg]), "mrr": float(np.mean(1 / raw))}
+
+
+def confirmed_pairs(pairs: Iterable[Sequence], top: int) -> list[tuple]:
+    """The pairs a confirmation of ``top`` takes from candidates ranked best first: in
+    order, passing over a pair whose reverse came before it (a loop over rows)."""
+    ranked, taken = set(), []
+    for src, dst in pairs:
+        if (dst, src) not in ranked:
+            taken.append((src, dst))
+        ranked.add((src, dst))
+    return taken[:top]

@@ -10,6 +10,8 @@ from gsnn_edges.graph import (
     GraphValidationError,
     GSNNGraph,
     as_graph,
+    function_descendants,
+    input_ancestry,
 )
 
 IF, FO = EDGE_TYPES[0], EDGE_TYPES[2]
@@ -239,3 +241,30 @@ def test_graph_validation_error_is_value_error():
 def test_graph_from_json_missing_key():
     with pytest.raises(GraphValidationError, match="'edges'"):
         GSNNGraph.from_json({"nodes": NODES})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reachability_against_networkx_also_with_feedback_loops(seed):
+    """function_descendants and input_ancestry on random graphs whose function edges
+    hold cycles, against networkx's traversal."""
+    rng = np.random.default_rng(seed)
+    n_in, n_f = 4, 12
+    nodes = {
+        "input": [f"in{i}" for i in range(n_in)],
+        "function": [f"f{i}" for i in range(n_f)],
+        "output": ["o0"],
+    }
+    ff = {(f"f{a}", f"f{b}") for a, b in rng.integers(0, n_f, (16, 2)) if a != b}
+    inp = {(f"in{a}", f"f{b}") for a, b in rng.integers(0, [n_in, n_f], (5, 2))}
+    g = GSNNGraph.from_edges(nodes, [*ff, *inp, ("f0", "o0")])
+    fg = nx.DiGraph(list(ff))
+    fg.add_nodes_from(nodes["function"])
+    assert not nx.is_directed_acyclic_graph(fg)  # the case topological levels refuse
+    names = nodes["function"]
+    loops = {v for v in names if any(v in c for c in nx.simple_cycles(fg))}
+    want = [[w in nx.descendants(fg, v) or (w == v and v in loops) for w in names] for v in names]
+    np.testing.assert_array_equal(function_descendants(g), want)
+    full = nx.DiGraph([*ff, *inp])
+    full.add_nodes_from(names)
+    anc = [[f"in{i}" in nx.ancestors(full, v) for i in range(n_in)] for v in names]
+    np.testing.assert_array_equal(input_ancestry(g), anc)

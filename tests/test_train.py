@@ -1,6 +1,8 @@
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ from gsnn_edges.spec import SpecValidationError, TrainSpec
 from gsnn_edges.train import (
     RunSetup,
     TrainingCancelled,
+    confirm_candidates,
     refine_for_confirmation,
     train_joint,
     train_replica,
@@ -101,6 +104,41 @@ def test_train_joint_edge_table_is_the_chosen_scorers(bench, frame, scorer):
     if scorer == "magnitude":
         W = np.abs(res.weights)[res.edges.src_idx, res.edges.dst_idx]
         np.testing.assert_allclose(res.edges["score"], W, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_confirm_candidates_pass_over_a_pair_whose_reverse_ranks_above(seed):
+    """A scored table with graph edges and unscored pairs mixed in, against a loop over
+    its rows (references): a candidate whose reverse scores higher is passed over."""
+    rng = np.random.default_rng(seed)
+    n = 9
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))
+    edges = pd.DataFrame({"src_idx": src, "dst_idx": dst, "score": rng.random(src.size)}).assign(
+        has_edge=rng.random(src.size) < 0.2
+    )
+    edges.loc[rng.random(src.size) < 0.1, "score"] = np.nan
+    edges = edges.sort_values("score", ascending=False, na_position="last")
+    cand = edges.loc[~edges.has_edge & edges.score.notna()]
+    ranked = list(zip(cand.src_idx, cand.dst_idx, strict=True))
+    spec = TrainSpec()
+    for top in (5, 500):
+        spec.confirm.top = top
+        got = confirm_candidates(SimpleNamespace(spec=spec), edges)
+        np.testing.assert_array_equal(got, np.array(references.confirmed_pairs(ranked, top)))
+    assert len(references.confirmed_pairs(ranked, 500)) < len(ranked)  # some passed over
+
+
+def test_train_joint_confirms_on_a_graph_with_a_feedback_loop(bench, frame):
+    """The confirmation's equivalent sources walk the graph: a loop (an edge's reverse
+    added) used to fail the whole job after training, where topological order ends."""
+    a, b = bench.partial.edge_names("function_function")[0]
+    graph = bench.partial.with_function_edges([(b, a)])
+    spec = _small_spec(epochs=1)
+    spec.confirm.top = 5
+    res = train_joint(graph, frame, spec)
+    conf = res.edges.loc[res.edges.confirmed]
+    assert len(conf) == 5 and conf.confirm_p_value.between(0, 1).all()
+    assert np.isfinite(conf.equivalents).all()
 
 
 def test_train_joint_confirms_the_tables_top_candidates(bench, frame):

@@ -27,7 +27,9 @@ class EdgeItem(BaseModel):
     )
     has_edge: bool = Field(description="Whether the pair is already an edge of the graph.")
     confirmed: bool = Field(
-        False, description="Whether the job's confirmation (spec confirm.top) tested the pair."
+        False,
+        description="Whether the job's confirmation (spec confirm.top) tested the pair: the "
+        "top candidates, less any whose reverse ranks above it.",
     )
     effect: float | None = Field(
         None,
@@ -36,8 +38,9 @@ class EdgeItem(BaseModel):
     )
     confirm_p_value: float | None = Field(
         None,
-        description="Confirmed pairs: one-sided paired t-test p-value of effect > 0 on "
-        "held-out rows; null otherwise (never a made-up 1.0).",
+        description="Confirmed pairs: one-sided paired t-test p-value of effect > "
+        "metrics confirm.effect_margin on held-out rows; null otherwise (never a made-up "
+        "1.0).",
     )
     confirm_q_value: float | None = Field(
         None, description="Benjamini-Hochberg q-value of confirm_p_value over confirmed pairs."

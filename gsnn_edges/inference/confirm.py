@@ -131,7 +131,7 @@ class EdgeConfirmation:
     Attributes:
         src, dst: ``[M]`` candidate ``src -> dst``.
         effect: ``[M]`` mean held-out loss decrease that the edge brings given the others.
-        p_values: ``[M]`` one-sided paired t-test p-values of ``effect > 0``.
+        p_values: ``[M]`` one-sided paired t-test p-values of ``effect > effect_margin``.
         q_values: ``[M]`` Benjamini-Hochberg over these ``M``.
         theta: ``[M, P]`` the jointly fitted edge weights per block pair.
         n_train_rows, n_heldout_rows: rows used to fit and to test.

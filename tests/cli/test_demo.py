@@ -5,6 +5,8 @@ import pandas as pd
 from gsnn_edges.cli import main
 from gsnn_edges.spec import MIN_EFFECT, REFINE_EPOCHS
 
+import references
+
 
 def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     out = tmp_path / "demo"
@@ -26,8 +28,11 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     assert len(edges) == 10 * 9  # width 5 -> 10 function nodes, no self pairs
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and "edges" in metrics["test"]
-    candidates = int((~edges.has_edge).sum())
-    assert metrics["confirm"]["n_confirmed"] == min(50, candidates) == edges.confirmed.sum()
+    cand = edges.loc[~edges.has_edge]
+    want = references.confirmed_pairs(zip(cand.src_func, cand.dst_func, strict=True), 50)
+    confirmed = edges.loc[edges.confirmed]
+    assert set(zip(confirmed.src_func, confirmed.dst_func, strict=True)) == set(want)
+    assert metrics["confirm"]["n_confirmed"] == len(want)
     base = f"{metrics['test']['loss']:.4f} -> {metrics['confirm']['base_test_loss']:.4f}"
     c = metrics["confirm"]
     assert c["min_effect"] == MIN_EFFECT and c["effect_margin"] == MIN_EFFECT / 5  # 5 outputs

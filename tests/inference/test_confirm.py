@@ -292,10 +292,15 @@ def _inputs_reaching(graph, node):
     return {a for a in nx.ancestors(g, node) if a in set(graph.node_names_dict["input"])}
 
 
+@pytest.mark.parametrize("loop", [False, True])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_equivalent_sources_against_sets_of_inputs(seed):
-    """Every (source, candidate) pair checked one by one with networkx ancestor sets."""
+def test_equivalent_sources_against_sets_of_inputs(seed, loop):
+    """Every (source, candidate) pair checked one by one with networkx ancestor sets;
+    ``loop``: with a feedback loop (an edge's reverse added), which the service accepts."""
     graph = random_layered_dag(6, 4, 5, 4, edge_prob=0.3, seed=seed).partial
+    if loop:
+        a, b = graph.edge_names("function_function")[0]
+        graph = graph.with_function_edges([(b, a)])
     names = list(graph.node_names_dict["function"])
     reach = {v: _inputs_reaching(graph, v) for v in names}
     np.testing.assert_array_equal(

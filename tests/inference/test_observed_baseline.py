@@ -1,5 +1,6 @@
 import importlib
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -83,6 +84,8 @@ def _reference(g, X, Y, degree=1, steps=3, index_degree=3):
     outs = [fo[1, fo[0] == i] for i in range(n_f)]
     ins = [fi[0, fi[1] == i] for i in range(n_f)]
     feats = [Py(outs[i]) if outs[i].size else Px(ins[i]) for i in range(n_f)]
+    dag = nx.DiGraph(ff.T.tolist())
+    dag.add_nodes_from(range(n_f))
     tests = np.full((3, n_f, n_f), np.nan)  # R^2, k, p
     tested = np.ones((n_f, n_f))
     for j in range(n_f):
@@ -99,7 +102,10 @@ def _reference(g, X, Y, degree=1, steps=3, index_degree=3):
             A = np.column_stack([np.ones(n), reduced])
             fitted = A @ np.linalg.lstsq(A, y, rcond=None)[0]
             reduced = np.column_stack([reduced, _powers(fitted[:, None], index_degree)[:, 1:]])
+        # an observed node downstream of j is no candidate: it reads j through the graph
+        below = {i for i in nx.descendants(dag, j) if outs[i].size}
         open_ = [i for i in range(n_f) if i != j and i not in parents and feats[i].shape[1]]
+        open_ = [i for i in open_ if i not in below]
         for step in range(steps + 1):
             got = {i: _partial_test(y, reduced, feats[i]) for i in open_}
             got = {i: t for i, t in got.items() if t[1] > 0}
@@ -213,9 +219,32 @@ def test_latent_and_unobserved_nodes_are_nan(small):
     np.testing.assert_array_equal(res.observed_target, observed)
     np.testing.assert_array_equal(res.has_features, featured)
     expect = featured[:, None] & observed[None, :] & ~np.eye(8, dtype=bool)
+    # observed sources downstream of the target: f2 -> f4 -> f7, f3 -> f4, f3 -> f7
+    expect[[4, 7, 4, 7, 7], [2, 2, 3, 3, 4]] = False
     for m in (res.scores, res.p_values):
         np.testing.assert_array_equal(np.isfinite(m), expect)
     assert ((res.scores[expect] >= 0) & (res.scores[expect] <= 1)).all()
+
+
+def test_an_observed_descendant_is_no_candidate_for_its_ancestor():
+    """in0 -> a -> b -> c and in1 -> d, every function node observed. c's output carries
+    b's own noise (b -> c), so given b's parent it still explains much of b's signal;
+    d's explains nothing. The baseline must not score c -> b as a missing edge."""
+    nodes = {"input": ["in0", "in1"], "function": list("abcd"), "output": list("ABCD")}
+    edges = [("in0", "a"), ("a", "b"), ("b", "c"), ("in1", "d")]
+    edges += [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
+    g = GSNNGraph.from_edges(nodes, edges)
+    X, Y = simulate(g, 2000, noise_scale=0.5, seed=0)
+    res = observed_baseline(g, X, Y, degree=1, steps=0, index_degree=1)
+    a, b, c, d = range(4)
+    assert np.isnan(res.scores[c, b]) and np.isnan(res.p_values[c, b])
+    assert np.isnan(res.scores[b, a]) and np.isnan(res.scores[c, a])  # further downstream
+    assert np.isfinite(res.scores[d, b]) and np.isfinite(res.scores[a, c])  # not downstream
+    # What c -> b would have scored: a partial correlation far above d's (numpy)
+    Z = _z(Y)
+    resid = lambda v: v - Z[:, [a]] @ np.linalg.lstsq(Z[:, [a]], v, rcond=None)[0]
+    r_c = np.corrcoef(resid(Z[:, b]), resid(Z[:, c]))[0, 1]
+    assert abs(r_c) > 0.3 > 3 * res.scores[d, b]
 
 
 def test_held_out_edges_rank_well_on_the_benchmark():
@@ -245,7 +274,7 @@ def _permuted_p_values(**kw):
         pv = observed_baseline(bench.partial, X, Yp, **kw).p_values
         p.append(pv[np.isfinite(pv)])
     p = np.concatenate(p)
-    assert p.size == 10 * 8 * 15
+    assert p.size == 10 * (8 * 15 - 3)  # less the sink as a source into its 3 parents
     return p
 
 
