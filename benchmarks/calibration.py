@@ -44,7 +44,7 @@ from gsnn_edges.inference.edge_table import function_edge_mask
 from gsnn_edges.inference.score_test import ScoreTestScorer
 from gsnn_edges.metrics import bh_qvalues
 from gsnn_edges.simulate import converging_tier_graph, simulate_frame
-from gsnn_edges.train import RunSetup, refine_for_confirmation, train_joint
+from gsnn_edges.train import RunSetup, refine_for_confirmation, train_joint, without_reverses
 
 from common import FAMILIES, add_patch_argument, base_parser, make_spec, write_json
 
@@ -116,7 +116,8 @@ def model_null(result, data: pd.DataFrame, graph, spec, top: int, seed: int) -> 
     """The confirmation's own null: outputs redrawn from the trained (complete-graph) GSNN
     itself plus Gaussian noise of its training loss, on the run's own split, so the model
     is exactly right and no added edge can improve prediction. Candidates are the score
-    test's top ``top`` on the training rows, as the service would screen them; they are
+    test's top ``top`` on the training rows less reverses of better ones, as the service
+    would screen them (:func:`~gsnn_edges.train.without_reverses`); they are
     confirmed on the model refined on the redrawn training rows
     (``confirm.refine_epochs`` of ``spec``) and tested against its ``confirm.min_effect``,
     as the service confirms."""
@@ -134,8 +135,9 @@ def model_null(result, data: pd.DataFrame, graph, spec, top: int, seed: int) -> 
     q = ScoreTestScorer(model, graph).fit(batches).score_matrix().numpy()
     q[function_edge_mask(graph, q.shape[0])] = -np.inf
     np.fill_diagonal(q, -np.inf)
-    order = np.argsort(-q, axis=None)[:top]
-    pairs = np.stack(np.unravel_index(order, q.shape), 1)
+    order = np.argsort(-q, axis=None)
+    order = order[np.isfinite(q.ravel()[order])]  # not the graph's edges nor the diagonal
+    pairs = without_reverses(np.stack(np.unravel_index(order, q.shape), 1))[:top]
     base = refine_for_confirmation(setup, model)
     c = confirm_edges(
         base,

@@ -562,7 +562,7 @@ def function_descendants(graph: GraphData) -> np.ndarray:
     -> function edges leads from ``j`` to ``k`` (``[j, j]`` only on a feedback loop)."""
     parents = _parents(graph)
     # reach from the parent side: [k, j] = j is an ancestor of k, transposed
-    return _reach(parents, parents.toarray() > 0).T.copy()
+    return _reach(parents, (parents > 0).toarray()).T.copy()
 
 
 def split_edges(

@@ -445,29 +445,36 @@ EQUIVALENTS_LISTED = 20
 
 def confirm_candidates(setup: RunSetup, edges: pd.DataFrame) -> np.ndarray:
     """``[M, 2]`` the table's ``confirm.top`` best-scored pairs not in the graph (index
-    pairs; fewer where fewer are scored), passing over a pair whose reverse ranks above it.
+    pairs; fewer where fewer are scored), less reverses of better ones
+    (:func:`without_reverses`)."""
+    scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
+    pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()  # best first
+    return without_reverses(pairs)[: setup.spec.confirm.top]
 
-    Why the reverse is passed over: held-out prediction cannot orient an association.
-    With both ``i -> j`` and ``j -> i`` in the confirmation, each improves held-out loss
-    given the other (either source carries what the other's target misses, and the loop
-    adds a recurrence), so both are confirmed where at most one is missing. With every
-    node observed, 22 of 58 false discoveries in 10 runs were the reverse of a held-out
-    edge (18 beside the held-out edge itself), and of the 40 confirmed pairs of a
-    held-out edge and its reverse, the screening ranked the held-out edge higher in 38
+
+def without_reverses(pairs: np.ndarray) -> np.ndarray:
+    """Ranked pairs ``[n, 2]`` (best first) without each pair whose reverse ranks above it.
+
+    Why a confirmation passes over the reverse: held-out prediction cannot orient an
+    association. With both ``i -> j`` and ``j -> i`` in the confirmation, each improves
+    held-out loss given the other (either source carries what the other's target misses,
+    and the loop adds a recurrence), so both are confirmed where at most one is missing.
+    With every node observed, 22 of 58 false discoveries in 10 runs were the reverse of a
+    held-out edge (16 beside the held-out edge itself), and of the 40 confirmed pairs of
+    a held-out edge and its reverse, the screening ranked the held-out edge higher in 38
     (``benchmarks/README.md``, "Reverse and feedback candidates"). The edge table keeps
     the reverse's screening score; it is not confirmed.
     """
-    scored = ~edges["has_edge"].to_numpy(bool) & np.isfinite(edges["score"].to_numpy())
-    pairs = edges.loc[scored, ["src_idx", "dst_idx"]].to_numpy()  # best first
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
         return pairs
     n = int(pairs.max()) + 1
     key, order = pairs[:, 0] * n + pairs[:, 1], np.arange(len(pairs))
+    reverse = pairs[:, 1] * n + pairs[:, 0]
     by_key = np.argsort(key)
-    at = np.minimum(np.searchsorted(key[by_key], pairs[:, 1] * n + pairs[:, 0]), len(key) - 1)
-    found = key[by_key[at]] == pairs[:, 1] * n + pairs[:, 0]
-    behind_reverse = found & (by_key[at] < order)  # the reverse is scored, and better
-    return pairs[~behind_reverse][: setup.spec.confirm.top]
+    at = np.minimum(np.searchsorted(key[by_key], reverse), len(key) - 1)
+    behind_reverse = (key[by_key[at]] == reverse) & (by_key[at] < order)
+    return pairs[~behind_reverse]
 
 
 def refine_for_confirmation(
@@ -559,7 +566,7 @@ def _confirm(
     edges: pd.DataFrame,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[EdgeConfirmation, dict]:
-    """Confirm the table's top ``confirm.top`` scored candidates on ``model`` refined
+    """Confirm the table's :func:`confirm_candidates` on ``model`` refined
     (:func:`refine_for_confirmation`; training rows fit, test rows judge), in this
     process."""
     if model is None:

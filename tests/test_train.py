@@ -147,17 +147,19 @@ def test_train_joint_confirms_the_tables_top_candidates(bench, frame):
     res = train_joint(bench.partial, frame, spec)
     edges = res.edges
     cand = edges.loc[~edges.has_edge]
-    assert cand.confirmed.iloc[:7].all() and not cand.confirmed.iloc[7:].any()
-    assert int(edges.confirmed.sum()) == 7
-    conf = cand.iloc[:7]
+    # the 7 best candidates less reverses of better ones (references.confirmed_pairs)
+    want = references.confirmed_pairs(zip(cand.src_idx, cand.dst_idx, strict=True), 7)
+    taken = cand.set_index(["src_idx", "dst_idx"]).index.isin(want)
+    assert (cand.confirmed.to_numpy() == taken).all() and int(edges.confirmed.sum()) == 7
+    conf, rest = cand.loc[taken], cand.loc[~taken]
     np.testing.assert_allclose(conf.confirm_q_value, bh_qvalues(conf.confirm_p_value.to_numpy()))
-    assert cand.iloc[7:][["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
+    assert rest[["effect", "confirm_p_value", "confirm_q_value"]].isna().all().all()
     m = res.metrics["confirm"]
     assert m["n_confirmed"] == 7 and m["heldout_rows"] == 120 and m["train_rows"] == 480
     # equivalents: counted in the graph the model trained on, named for the discoveries
     eq = equivalent_sources(bench.partial, conf[["src_idx", "dst_idx"]].to_numpy())
     np.testing.assert_array_equal(conf.equivalents, eq.sum(1))
-    assert cand.iloc[7:].equivalents.isna().all()
+    assert rest.equivalents.isna().all()
     names = np.array(res.node_names)
     want = [
         {"src": r.src_func, "dst": r.dst_func, "n": int(n), "sources": names[row].tolist()}
@@ -256,7 +258,11 @@ def test_train_joint_replicas_combine_independent_runs_on_one_split(bench, frame
     np.testing.assert_allclose(e["score_se"], ens.score_se[i, j])
     cand = e.loc[~e.has_edge]
     assert cand.stability.between(0, 1).all() and e.loc[e.has_edge].stability.isna().all()
-    assert int(e.confirmed.sum()) == 4 and cand.confirmed.iloc[:4].all()
+    want = references.confirmed_pairs(zip(cand.src_idx, cand.dst_idx, strict=True), 4)
+    assert (
+        cand.confirmed.to_numpy() == cand.set_index(["src_idx", "dst_idx"]).index.isin(want)
+    ).all()
+    assert int(e.confirmed.sum()) == 4
     _, from_table = edge_table_metrics(e, bench.held_out[:3], exclude=bench.held_out[3:])
     assert from_table == pytest.approx(m["validation"])
     np.testing.assert_allclose(res.weights, np.mean([r.weights for r in runs], axis=0))

@@ -39,7 +39,7 @@ function of the target's value, its noise included, through the known path, so t
 explain part of the target's signal that no parent can, and the partial correlation
 would measure the known path backwards, not a missing edge. With every node observed
 these pairs were 40 of the confirmation's 70 false discoveries in 10 runs
-(``benchmarks/README.md``, "Feedback candidates"). The hybrid ranks them with the pairs
+(``benchmarks/README.md``, "Reverse and feedback candidates"). The hybrid ranks them with the pairs
 the baseline cannot score, by the score test, whose activations are functions of the
 inputs alone.
 """

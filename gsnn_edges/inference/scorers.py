@@ -7,7 +7,8 @@ the combinations the service offers (``RegressorSpec.scorer``).
 - ``observed_baseline``: linear regression on observed stand-ins, no network
   (:mod:`gsnn_edges.inference.observed_baseline`); latent targets are not scored (NaN);
 - ``hybrid``: the observed baseline's ranking where it scores a pair, then the score
-  test's for the pairs it cannot score (latent target or source); see
+  test's for the pairs it cannot score (latent target or source, or an observed source
+  downstream of its target); see
   :func:`hybrid_scores`.
 """
 
@@ -59,9 +60,9 @@ def normal_equivalent(log_p: np.ndarray) -> np.ndarray:
 def hybrid_scores(
     baseline: ObservedBaseline, score_stat: np.ndarray, score_p: np.ndarray, n_block_pairs: int
 ) -> PairScores:
-    """Pairs the observed baseline scores (observed target, source with a stand-in) rank
-    first, in the baseline's order; the others (latent target or source) after them, in
-    the score test's order.
+    """Pairs the observed baseline scores (observed target, source with a stand-in, not
+    an observed source downstream of the target) rank first, in the baseline's order; the
+    others after them, in the score test's order.
 
     ``score = tier + 1/2 + atan(x) / pi``: ``tier`` 1 and ``x = atanh(R)`` (the baseline's
     partial correlation) for the baseline's pairs, ``tier`` 0 and ``x`` the

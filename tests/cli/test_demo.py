@@ -28,7 +28,7 @@ def test_demo_cli_writes_table_metrics_and_plot(tmp_path, capsys):
     assert len(edges) == 10 * 9  # width 5 -> 10 function nodes, no self pairs
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and "edges" in metrics["test"]
-    cand = edges.loc[~edges.has_edge]
+    cand = edges.loc[~edges.has_edge & edges.score.notna()]
     want = references.confirmed_pairs(zip(cand.src_func, cand.dst_func, strict=True), 50)
     confirmed = edges.loc[edges.confirmed]
     assert set(zip(confirmed.src_func, confirmed.dst_func, strict=True)) == set(want)

@@ -85,15 +85,17 @@ def test_dashboard_job_page_shows_curves_scores_and_filtered_edges(world, tab):
         total = c.get(f"/v1/jobs/{world.succeeded}/edges", params={"limit": 1}).json()["total"]
         node = world.nodes[1]
         mine = c.get(f"/v1/jobs/{world.succeeded}/edges", params={"src": node}).json()
+        first = c.get(f"/v1/jobs/{world.succeeded}/edges", params={"limit": 50}).json()
     assert page.locator("#edges-summary").text_content() == f"1–{min(total, 50)} of {total}"
-    # the confirmation's columns: the top candidates carry an effect and a confirm q-value
+    # the confirmation's columns: the confirmed rows (the top candidates, less reverses of
+    # better ones) carry a confirm q-value and equivalents, the others a dash
+    confirmed = [i["confirmed"] for i in first["items"]]
+    assert sum(confirmed) == world.confirmed
     confirm_q = page.locator("#edges tbody tr td:nth-child(8)").all_text_contents()
-    assert all(q != "–" for q in confirm_q[: world.confirmed]) and set(
-        confirm_q[world.confirmed :]
-    ) == {"–"}
+    assert [q != "–" for q in confirm_q] == confirmed
     equivalents = page.locator("#edges tbody tr td:nth-child(9)").all_text_contents()
-    assert all(n.isdigit() for n in equivalents[: world.confirmed])
-    assert set(equivalents[world.confirmed :]) == {"–"}
+    assert [n.isdigit() for n in equivalents] == confirmed
+    assert {n for n, c in zip(equivalents, confirmed, strict=True) if not c} == {"–"}
     page.fill("input[name=max_confirm_q_value]", "1")
     page.press("input[name=max_confirm_q_value]", "Enter")
     page.wait_for_function(
