@@ -14,8 +14,8 @@ these kinds that fits it (``s -> d``: source, target):
 
 It also counts the confirmed pairs ``i -> j`` whose reverse was confirmed too, and for
 those where exactly one direction is a held-out edge, how often the screening score ranks
-the held-out direction higher. Networkx path queries per discovery: a diagnostic, not a
-service path.
+the held-out direction higher. A loop over discoveries: a diagnostic, not a service
+path.
 
     python benchmarks/false_discoveries.py --families layered_all_obs --seeds 0 1 2 3 4 5 6 7 8 9
 """
@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import networkx as nx
 import numpy as np
 import torch
 
 from gsnn_edges.experiment import run_experiment
-from gsnn_edges.graph import FF
+from gsnn_edges.graph import function_descendants, pair_indices
 
 from common import FAMILIES, add_patch_argument, base_parser, make_spec, write_json
 
@@ -43,25 +42,18 @@ KINDS = (
 )
 
 
-def function_graph(graph) -> nx.DiGraph:
-    """The function -> function edges of ``graph`` as a networkx graph, by name."""
-    names = graph.node_names_dict["function"]
-    g = nx.DiGraph()
-    g.add_nodes_from(names)
-    g.add_edges_from((names[a], names[b]) for a, b in np.asarray(graph.edge_index_dict[FF]).T)
-    return g
-
-
-def kind_of(src: str, dst: str, held: set, training: nx.DiGraph, full: nx.DiGraph) -> str:
-    """The first of :data:`KINDS` that the false discovery ``src -> dst`` fits."""
-    if nx.has_path(training, dst, src):
+def kind_of(src: int, dst: int, held: np.ndarray, below_training, below_full) -> str:
+    """The first of :data:`KINDS` that the false discovery ``src -> dst`` fits (function
+    indices; ``held``: ``[H, 2]`` held-out edges; ``below_*``:
+    :func:`~gsnn_edges.graph.function_descendants` of the training and the full graph)."""
+    if below_training[dst, src]:
         return "feedback"
-    if (dst, src) in held:
+    if ((held[:, 0] == dst) & (held[:, 1] == src)).any():
         return "reverse"
-    parents = [i for i, j in held if j == dst]
-    if any(nx.has_path(full, i, src) for i in parents):
+    parents = held[held[:, 1] == dst, 0]
+    if below_full[parents, src].any():
         return "missing_parent_relative"
-    return "into_missing_parent_target" if parents else "other"
+    return "into_missing_parent_target" if parents.size else "other"
 
 
 def one_seed(family: str, seed: int, top: int, rows: int, patch: dict) -> dict:
@@ -75,9 +67,12 @@ def one_seed(family: str, seed: int, top: int, rows: int, patch: dict) -> dict:
     pairs = list(zip(conf.src_func.astype(str), conf.dst_func.astype(str), strict=True))
     q = dict(zip(pairs, conf.confirm_q_value.to_numpy(float), strict=True))
     score = dict(zip(pairs, conf.score.to_numpy(float), strict=True))
-    training, full = function_graph(bench.partial), function_graph(bench.full)
+    names = bench.partial.node_names_dict["function"]
+    index = {name: i for i, name in enumerate(names)}
+    held_idx = pair_indices(bench.held_out, names)
+    below = function_descendants(bench.partial), function_descendants(bench.full)
     kinds = Counter(
-        kind_of(s, d, held, training, full)
+        kind_of(index[s], index[d], held_idx, *below)
         for (s, d) in pairs
         if q[s, d] < ALPHA and (s, d) not in held
     )

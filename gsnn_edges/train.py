@@ -466,15 +466,12 @@ def without_reverses(pairs: np.ndarray) -> np.ndarray:
     the reverse's screening score; it is not confirmed.
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if not len(pairs):
-        return pairs
-    n = int(pairs.max()) + 1
-    key, order = pairs[:, 0] * n + pairs[:, 1], np.arange(len(pairs))
-    reverse = pairs[:, 1] * n + pairs[:, 0]
-    by_key = np.argsort(key)
-    at = np.minimum(np.searchsorted(key[by_key], reverse), len(key) - 1)
-    behind_reverse = (key[by_key[at]] == reverse) & (by_key[at] < order)
-    return pairs[~behind_reverse]
+    n = int(pairs.max(initial=0)) + 1
+    # each pair's rank is its row; the reverse's rank, -1 where it is not ranked
+    reverse_rank = pd.Index(pairs[:, 0] * n + pairs[:, 1]).get_indexer(
+        pairs[:, 1] * n + pairs[:, 0]
+    )
+    return pairs[~((reverse_rank >= 0) & (reverse_rank < np.arange(len(pairs))))]
 
 
 def refine_for_confirmation(
